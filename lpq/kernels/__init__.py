@@ -1,0 +1,69 @@
+"""Fast fake-quantization backends behind one dispatch: numba on CPU, CuPy on CUDA.
+
+Both consume the same float32 tables (`tables.py`) and must equal the numpy threshold-table
+reference (`Format.quantize_reference`) bit for bit. float32 tensors run natively; float16
+and bfloat16 compute in float32 and round back; float64 uses the exact float64 reference.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .tables import KernelTable, build_kernel_table
+
+__all__ = ["KernelTable", "build_kernel_table", "quantize_tensor"]
+
+
+def quantize_tensor(fmt, x, scale: Any = None):
+    """Fake-quantize a torch tensor with `fmt`; same shape, dtype and device as `x`."""
+    import torch
+
+    if not x.is_floating_point():
+        raise ValueError(f"x must be a floating-point tensor, got dtype {x.dtype}")
+    x = x.detach()
+    if x.dtype == torch.float64:
+        res = fmt.quantize_reference(x.cpu().numpy(), _scale_to_numpy(scale))
+        return torch.from_numpy(res).to(x.device)
+    xf = x.to(torch.float32).contiguous()
+    scalar_scale = scale is None or np.ndim(_scale_to_numpy(scale)) == 0 or _numel(scale) == 1
+    if scalar_scale:
+        r, s = fmt.scale_pair(None if scale is None else float(np.asarray(_scale_to_numpy(scale)).reshape(())), np.float32)
+        out = _run_f32(fmt, xf, r, s)
+    else:  # per-channel (broadcast) scale: y = RN32(x*r); Q; out = RN32(q*s), as separate passes
+        r, s = fmt.scale_pair(_scale_to_numpy(scale), np.float32)
+        rt = torch.as_tensor(np.ascontiguousarray(r), device=x.device)
+        st = torch.as_tensor(np.ascontiguousarray(s), device=x.device)
+        out = _run_f32(fmt, (xf * rt).contiguous(), None, None)
+        out = out * st
+    return out if out.dtype == x.dtype else out.to(x.dtype)
+
+
+def _run_f32(fmt, xf, r, s):
+    import torch
+
+    table = build_kernel_table(fmt)
+    out = torch.empty_like(xf)
+    if xf.is_cuda:
+        from . import cuda
+
+        cuda.quantize_f32(fmt, table, xf.view(-1), out.view(-1), r, s)
+    elif xf.device.type == "cpu":
+        from . import cpu
+
+        cpu.quantize_f32(table, xf.view(-1).numpy(), out.view(-1).numpy(), r, s)
+    else:  # other devices: run the CPU kernel on a host copy
+        return _run_f32(fmt, xf.cpu(), r, s).to(xf.device)
+    return out
+
+
+def _scale_to_numpy(scale):
+    if scale is None:
+        return None
+    if hasattr(scale, "detach"):
+        return scale.detach().cpu().double().numpy()
+    return np.asarray(scale, dtype=np.float64)
+
+
+def _numel(scale) -> int:
+    return int(np.asarray(_scale_to_numpy(scale)).size)
