@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import functools
 import math
+import os
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import NamedTuple
@@ -582,3 +584,118 @@ def f32_bits(x) -> np.ndarray:
 
 def from_f32_bits(bits) -> np.ndarray:
     return np.asarray(bits, np.uint32).view(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Spec strings for the reference, test grids and comparison helpers shared by the test modules
+# ---------------------------------------------------------------------------------------------
+_SPEC_RE = re.compile(r"lp<(\d+),(\d+),(\d+),([^,>]+)((?:,[a-z]+=[a-z]+)*)>")
+
+
+def ref_from_spec(spec: str) -> LPRef:
+    """LPRef for a canonical lp spec string (a tiny independent parser, canonical input only)."""
+    m = _SPEC_RE.fullmatch(spec)
+    assert m, spec
+    opts = dict(o.split("=") for o in m.group(5).split(",") if o)
+    return lp_ref(int(m.group(1)), int(m.group(2)), int(m.group(3)), float(m.group(4)), **opts)
+
+
+# §9.1 sf values; 37/256 is exact in float64.
+SF_GRID = (0.0, 0.5, -1.25, 0.3, 37 / 256, 7.0)
+# LPQ_FULL_GRID=1 runs every sf for n = 11, 12 too (the default samples two per (es, rs)).
+FULL_GRID = os.environ.get("LPQ_FULL_GRID", "") == "1"
+
+
+def grid_triples(n_min: int = 2, n_max: int = 12, es_max: int = 4) -> list[tuple[int, int, int]]:
+    return [(n, es, rs) for n in range(n_min, n_max + 1) for es in range(es_max + 1)
+            for rs in range(1, n)]
+
+
+def grid_sfs(n: int, es: int, rs: int) -> list[float]:
+    """The §9.1 sf values of (n, es, rs) inside the float32 limit (sampled for n >= 11)."""
+    sfs = SF_GRID
+    if n >= 11 and not FULL_GRID:
+        sfs = (SF_GRID[(es + rs) % 6], SF_GRID[(es + rs + 3) % 6])
+    return [sf for sf in sfs if fits_float32(n, es, rs, sf)]
+
+
+# n = 13..16 sample for §9.1 (every one inside the float32 limit).
+LARGE_SAMPLE = (
+    (13, 0, 3, 0.5), (13, 2, 12, -1.25), (14, 1, 4, 0.3), (14, 3, 2, 37 / 256),
+    (15, 2, 7, 7.0), (15, 0, 14, 0.0), (16, 1, 4, -2.25), (16, 0, 15, 0.3), (16, 2, 15, 0.0),
+    (16, 1, 2, 7.0), (16, 3, 6, -1.25), (16, 4, 8, 0.5),
+)
+
+# Formats with options, n = 16, padding and odd sf: fast-path and property tests (§9.3, §9.4).
+REPRESENTATIVE = (
+    "lp<2,0,1,0.75>", "lp<3,5,2,0>", "lp<4,1,2,0>", "lp<5,1,3,0.25>", "lp<6,3,4,0>",
+    "lp<8,1,3,0>", "lp<8,1,3,0.5>", "lp<8,2,7,0>", "lp<8,0,7,0.3>", "lp<8,2,2,2>",
+    "lp<6,2,3,0,round=linear>", "lp<8,2,7,0,round=linear>", "lp<8,1,3,0.5,underflow=flush>",
+    "lp<4,1,2,0,round=linear,underflow=flush>", "lp<8,2,7,0,underflow=flush>",
+    "lp<10,4,7,0.3>", "lp<12,3,5,0.14453125>", "lp<7,1,6,-100.5>", "lp<7,1,6,100.25,underflow=flush>",
+    "lp<7,1,6,116,underflow=flush>", "lp<7,1,6,115.5,round=linear,underflow=flush>",
+    "lp<16,1,4,-2.25>", "lp<16,0,15,0.3>", "lp<16,2,15,0>", "lp<16,1,2,7>",
+    "lp<16,1,4,-2.25,underflow=flush>", "lp<16,3,6,-1.25,round=linear,underflow=flush>",
+)
+
+
+def codes_dtype(n: int):
+    return np.uint8 if n <= 8 else np.uint16
+
+
+def all_codes(n: int) -> np.ndarray:
+    return np.arange(1 << n, dtype=codes_dtype(n))
+
+
+def signed_order(n: int) -> np.ndarray:
+    """Codes except NaR in increasing two's-complement order."""
+    neg = np.arange((1 << (n - 1)) + 1, 1 << n)
+    pos = np.arange(0, 1 << (n - 1))
+    return np.concatenate([neg, pos])
+
+
+def with_neighbours(x: np.ndarray, k: int = 4) -> np.ndarray:
+    """Float32 values x and their k float32 neighbours on each side (bit-pattern steps)."""
+    bits = f32_bits(np.abs(x)).astype(np.int64)
+    steps = np.arange(-k, k + 1)
+    b = (bits[:, None] + steps[None, :]).ravel()
+    b = b[(b >= 0) & (b <= 0x7F800000)]
+    return from_f32_bits(b.astype(np.uint32))
+
+
+def both_signs(x: np.ndarray) -> np.ndarray:
+    return np.concatenate([x, -x])
+
+
+def _fmt(v) -> str:
+    if isinstance(v, (np.floating, float)):
+        return f"{float(v)!r}"
+    if isinstance(v, (np.integer, int)):
+        return hex(int(v))
+    return repr(v)
+
+
+def describe_mismatches(what: str, inputs, got, want, bad: np.ndarray, limit: int = 6) -> str:
+    rows = [f"  input={_fmt(inputs[i])} expected={_fmt(want[i])} got={_fmt(got[i])}" for i in bad[:limit]]
+    return f"{what}: {bad.size} mismatch(es) of {len(want)}\n" + "\n".join(rows)
+
+
+def assert_codes_equal(what: str, inputs, got, want) -> None:
+    got = np.asarray(got).astype(np.int64).ravel()
+    want = np.asarray(want).astype(np.int64).ravel()
+    assert got.shape == want.shape, (what, got.shape, want.shape)
+    bad = np.flatnonzero(got != want)
+    assert bad.size == 0, describe_mismatches(what, np.asarray(inputs).ravel(), got, want, bad)
+
+
+def assert_bits_equal(what: str, inputs, got, want) -> None:
+    """Bit-identical floats (sign of zero counts); NaN outputs compared as an isnan mask."""
+    got = np.asarray(got)
+    want = np.asarray(want)
+    assert got.dtype == want.dtype, (what, got.dtype, want.dtype)
+    assert got.shape == want.shape, (what, got.shape, want.shape)
+    got, want = got.ravel(), want.ravel()
+    uint = np.uint32 if want.dtype == np.float32 else np.uint64
+    gn, wn = np.isnan(got), np.isnan(want)
+    bad = np.flatnonzero((gn != wn) | (~wn & (got.view(uint) != want.view(uint))))
+    assert bad.size == 0, describe_mismatches(what, np.asarray(inputs).ravel(), got, want, bad)
