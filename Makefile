@@ -1,0 +1,28 @@
+# make test  -- create .venv if missing, install the project with its test extra, run the tests
+# make demo  -- same set-up, then the offline demo (format table, fast-path benchmark)
+PYTHON ?= python3
+VENV   ?= .venv
+VPY    := $(VENV)/bin/python
+STAMP  := $(VENV)/.lpq-installed
+
+.PHONY: test demo bench clean-venv
+
+$(STAMP): pyproject.toml
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet --upgrade pip
+	$(VPY) -m pip install --quiet -e ".[test]"
+	@touch $(STAMP)
+
+test: $(STAMP)
+	$(VPY) -m pytest -q
+
+demo: $(STAMP)
+	$(VPY) -m lpq.formats "lp<8,1,3,0>" "lp<8,2,2,0.5>" "lp<4,1,2,0>" "lp<6,2,3,0,round=linear>" \
+	    "int<8>" "fp8_e4m3" "fp8_e5m2" "fp4_e2m1" "posit<8,2>" "af<8,4>" "lns<8,3>" "flint<4>"
+	$(VPY) benchmarks/bench_quantize.py
+
+bench: $(STAMP)
+	$(VPY) benchmarks/bench_quantize.py
+
+clean-venv:
+	rm -rf $(VENV)
