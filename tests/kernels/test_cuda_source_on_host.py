@@ -1,0 +1,79 @@
+"""The CUDA kernel's source, compiled for the host with a tiny CUDA shim, must agree bit for
+bit with the numpy reference. This checks the GPU algorithm on machines without a GPU; on a
+GPU machine tests/kernels/test_fast_paths.py also runs the real kernel."""
+from __future__ import annotations
+
+import ctypes
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from lpq.formats import parse
+from lpq.kernels import build_kernel_table
+from lpq.kernels.cuda import _SOURCE
+
+_SHIM = r"""
+#include <cstring>
+#include <cstdint>
+struct Dim { long long x; };
+static Dim blockIdx{0}, blockDim{1}, threadIdx{0}, gridDim{1};
+#define __global__
+#define __restrict__
+static inline unsigned int __ldg(const unsigned int* p) { return *p; }
+static inline float __uint_as_float(unsigned int u) { float f; std::memcpy(&f, &u, 4); return f; }
+static inline unsigned int __float_as_uint(float f) { unsigned int u; std::memcpy(&u, &f, 4); return u; }
+static inline float __fmul_rn(float a, float b) { volatile float p = a * b; return p; }
+"""
+
+
+@pytest.fixture(scope="module")
+def host_kernel(tmp_path_factory):
+    cxx = shutil.which("g++") or shutil.which("c++")
+    if cxx is None:
+        pytest.skip("no C++ compiler to build the CUDA source for the host")
+    d = tmp_path_factory.mktemp("cuda_host")
+    src = d / "k.cpp"
+    src.write_text(_SHIM + _SOURCE)
+    lib = d / "k.so"
+    subprocess.run([cxx, "-O1", "-ffp-contract=off", "-shared", "-fPIC", str(src), "-o", str(lib)], check=True)
+    fn = ctypes.CDLL(str(lib)).lpq_quantize_f32
+    p = ctypes.c_void_p
+    fn.argtypes = [p, p, ctypes.c_longlong, p, p, p, ctypes.c_uint, ctypes.c_float, ctypes.c_float, ctypes.c_int]
+    return fn
+
+
+def _stratified_sweep() -> np.ndarray:
+    hi = np.arange(1 << 16, dtype=np.uint32) << 16
+    lows = np.array([0x0000, 0x0001, 0x7FFF, 0x8000, 0xFFFF, 0x5A3C], dtype=np.uint32)
+    return (hi[:, None] | lows[None, :]).ravel().view(np.float32)
+
+
+@pytest.mark.parametrize(
+    "spec,scale",
+    [("lp<8,1,3,0>", None), ("lp<8,2,7,0>", None), ("lp<4,1,2,0,underflow=flush>", 0.37),
+     ("lp<6,2,3,0.3,round=linear>", None), ("lp<16,1,4,-2.25>", 3.0), ("lp<2,0,1,0.75>", None)],
+)
+def test_cuda_source_matches_reference(host_kernel, spec, scale):
+    fmt = parse(spec)
+    thr = fmt.thresholds(np.float32)
+    near = [thr]
+    for direction in (np.inf, 0.0):
+        step = thr
+        for _ in range(2):
+            step = np.nextafter(step, np.float32(direction))
+            near.append(step)
+    x = np.concatenate([_stratified_sweep(), *near, *[-a for a in near]]).astype(np.float32)
+    table = build_kernel_table(fmt)
+    out = np.empty_like(x)
+    r, s = fmt.scale_pair(scale, np.float32)
+    use = r is not None
+    host_kernel(
+        x.ctypes.data, out.ctypes.data, x.size, table.lut.ctypes.data, table.thresholds.ctypes.data,
+        table.values.ctypes.data, table.flags, float(r) if use else 1.0, float(s) if use else 1.0, int(use),
+    )
+    ref = fmt.quantize(x, scale=scale)
+    nan = np.isnan(ref)
+    assert np.array_equal(nan, np.isnan(out))
+    assert np.array_equal(ref.view(np.uint32)[~nan], out.view(np.uint32)[~nan])
