@@ -220,32 +220,40 @@ class Format(ABC):
         return self.quantize_reference(x, scale)
 
     def quantize_reference(self, x: Any, scale: Any = None) -> np.ndarray:
-        """The plain threshold-table fake quantizer on numpy arrays (the oracle for fast paths)."""
+        """The plain threshold-table fake quantizer on numpy arrays (the oracle for fast paths).
+
+        Float32 emulation (BASELINE-FORMATS §1.1-1.2, LP-FORMAT §5.5): outputs are float32
+        code-book values, returned in the input dtype. For float64 inputs the code is decided
+        exactly on the float64 value (float64 threshold table, y = RN64(x * r)); the output is
+        then the same float32 value RN32(Q(y) * s) that a float32 input with that code gets.
+        """
         arr = np.asarray(x)
         orig_dtype = arr.dtype
         y = _as_float(arr)
-        r, s = self.scale_pair(scale, y.dtype)
+        r, s = self.scale_pair(scale, np.float32)
         with np.errstate(over="ignore", invalid="ignore"):
             if r is not None:
-                y = y * r
+                y = y * np.asarray(r, dtype=y.dtype)
             out = self._quantize_grid(y)
             if s is not None:
                 out = out * s
         return out.astype(orig_dtype, copy=False) if orig_dtype != out.dtype else out
 
     def _quantize_grid(self, y: np.ndarray) -> np.ndarray:
-        tab = self.table(y.dtype)
+        """Unscaled quantization to float32 values; decisions in y's own precision."""
+        thresholds = self.table(y.dtype).thresholds
+        values = self.table(np.float32).values
         a = np.abs(y)
-        j = np.searchsorted(tab.thresholds, a, side="right")
-        j = np.minimum(j, len(tab.values) - 1)  # NaN sorts last; replaced below
-        mag = tab.values[j]
+        j = np.searchsorted(thresholds, a, side="right")
+        j = np.minimum(j, len(values) - 1)  # NaN sorts last; replaced below
+        mag = values[j]
         out = np.where(np.signbit(y), -mag, mag)
-        out = np.where(a == 0, y, out)
+        out = np.where(a == 0, y.astype(np.float32), out)
         if not self.zero_keeps_sign:
-            out = out + y.dtype.type(0.0)  # -0.0 + 0.0 == +0.0
+            out = out + np.float32(0.0)  # -0.0 + 0.0 == +0.0
         if not self.signed:
-            out = np.where(np.signbit(y), y.dtype.type(0.0), out)
-        return np.where(np.isnan(y), y.dtype.type(np.nan), out).astype(y.dtype, copy=False)
+            out = np.where(np.signbit(y), np.float32(0.0), out)
+        return np.where(np.isnan(y), np.float32(np.nan), out).astype(np.float32, copy=False)
 
     def scale_pair(self, scale: Any, dtype: Any) -> tuple[Any, Any]:
         """(r, s) with y = RN(x*r), out = RN(Q(y)*s); (None, None) when there is no scaling.
@@ -271,11 +279,12 @@ class Format(ABC):
         return (r[()] if r.ndim == 0 else r), (s[()] if s.ndim == 0 else s)
 
     def _apply_input_scale(self, y: np.ndarray, scale: Any) -> np.ndarray:
-        r, _ = self.scale_pair(scale, y.dtype)
+        """y = RN(x * r) with the normative float32 r (BASELINE-FORMATS §1.2)."""
+        r, _ = self.scale_pair(scale, np.float32)
         if r is None:
             return y
         with np.errstate(over="ignore", invalid="ignore"):
-            return y * r
+            return y * np.asarray(r, dtype=y.dtype)
 
 
 # ---- helpers ------------------------------------------------------------------------------

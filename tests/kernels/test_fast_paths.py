@@ -90,13 +90,15 @@ def test_half_precision_computes_in_float32(dtype):
     assert torch.equal(out, expect)
 
 
-def test_float64_uses_exact_float64_tables():
-    fmt = parse("lp<8,1,3,0>")
-    x = torch.tensor([3.0, 2.0**22, 0.1], dtype=torch.float64)
+def test_float64_decides_exactly_and_returns_float32_values():
+    fmt = parse("lp<8,2,7,0>")
+    tie = 2.0**22  # exact tie -> even code 0x7e (t=20); just above it -> 0x7f (t=24)
+    x = torch.tensor([3.0, tie, tie * (1 + 2.0**-40), 0.1], dtype=torch.float64)
     out = fmt.quantize(x)
     assert out.dtype == torch.float64
     assert np.array_equal(out.numpy(), fmt.quantize(x.numpy()))
-    assert out[0].item() == fmt.decode(np.array([0x59]))[0]  # float64 value of the code
+    assert out[1].item() == 2.0**20 and out[2].item() == 2.0**24  # float32 rounding of x[2] would give the tie
+    assert np.array_equal(out.numpy().astype(np.float32).astype(np.float64), out.numpy())  # float32 code-book values
 
 
 def test_requires_grad_input_is_detached():

@@ -1,0 +1,3 @@
+from lpq.cli import main
+
+raise SystemExit(main())

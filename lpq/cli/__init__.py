@@ -1,0 +1,113 @@
+"""`lpq <command> key=value ...`: one Hydra-configured entry point for every command.
+
+Commands: train, evaluate. Overrides use Hydra's grammar; format spec strings are quoted for
+Hydra automatically (LP-FORMAT §7), so `quant.w_format='lp<8,*,*,*>'` works as written.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+log = logging.getLogger("lpq")
+
+SPEC_KEYS = ("quant.w_format", "quant.a_format")
+COMMANDS = ("train", "evaluate")
+
+
+def conf_dir() -> Path:
+    """The Hydra config directory: $LPQ_CONF_DIR, else conf/ next to the lpq package."""
+    env = os.environ.get("LPQ_CONF_DIR")
+    candidates = [Path(env)] if env else []
+    candidates += [Path(__file__).resolve().parents[2] / "conf", Path.cwd() / "conf"]
+    for c in candidates:
+        if (c / "config.yaml").is_file():
+            return c.resolve()
+    raise SystemExit("error: cannot find the conf/ directory (set LPQ_CONF_DIR)")
+
+
+def quote_spec_overrides(overrides: list[str]) -> list[str]:
+    """Wrap spec-string values in Hydra quotes: `quant.w_format=lp<8,*,*,*>` ->
+    `quant.w_format="lp<8,*,*,*>"` (commas would otherwise be read as a sweep)."""
+    out = []
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if sep and key.lstrip("+~") in SPEC_KEYS and not re.fullmatch(r"(['\"]).*\1", value):
+            value = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        out.append(f"{key}{sep}{value}")
+    return out
+
+
+def compose(overrides: list[str]):
+    from hydra import compose as hydra_compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        return hydra_compose("config", overrides=quote_spec_overrides(overrides))
+
+
+def _setup_runtime() -> None:
+    """Offline and deterministic before any model library initialises (PIPELINE §8, §9)."""
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        os.environ.setdefault(var, "1")
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    import torch
+
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+
+
+def _write_provenance(out_dir: Path, cfg, overrides: list[str]) -> None:
+    from omegaconf import OmegaConf
+
+    from ..pipeline import atomic
+
+    atomic.write_text(out_dir / ".hydra" / "config.yaml", OmegaConf.to_yaml(cfg))
+    atomic.write_text(out_dir / ".hydra" / "overrides.yaml", OmegaConf.to_yaml(OmegaConf.create(overrides)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else list(argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(__doc__.strip())
+        print("\nexamples:\n  lpq train model=digits_cnn out_dir=runs/cnn\n"
+              "  lpq evaluate model=digits_cnn model.checkpoint=runs/cnn/model.pt "
+              "quant.w_format='lp<8,*,*,*>' quant.a_format='lp<8,*,*,*>' out_dir=runs/cnn-lp8")
+        return 0 if args else 2
+    command, overrides = args[0], args[1:]
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
+    if command not in COMMANDS:
+        print(f"error: unknown command {command!r}; available: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    try:
+        cfg = compose(overrides)
+    except Exception as err:  # Hydra grammar / unknown key errors
+        print(f"error: bad overrides: {err}", file=sys.stderr)
+        return 2
+    if cfg.get("out_dir") in (None, ""):
+        print("error: out_dir is not set: add out_dir=DIR", file=sys.stderr)
+        return 2
+    _setup_runtime()
+    out_dir = Path(cfg.out_dir)
+    start = time.perf_counter()
+    try:
+        if command == "train":
+            from ..models.train import train_embedded
+
+            if cfg.model.get("kind") != "embedded":
+                raise ValueError(f"lpq train trains the embedded models only (model=digits_cnn or model=digits_vit), got model.kind={cfg.model.get('kind')!r}")
+            train_embedded(cfg.model.name, out_dir, seed=int(cfg.seed))
+        elif command == "evaluate":
+            from .evaluate import run_evaluate
+
+            run_evaluate(cfg, out_dir)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    _write_provenance(out_dir, cfg, overrides)
+    log.info("%s finished in %.1f s; outputs in %s", command, time.perf_counter() - start, out_dir)
+    return 0

@@ -1,0 +1,105 @@
+"""Build evaluation and calibration data from the `data` config group."""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .embedded import digits_split
+
+log = logging.getLogger("lpq")
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".JPEG")
+
+
+@dataclass
+class EvalData:
+    """Validation and calibration datasets with their sample IDs and provenance."""
+
+    val: torch.utils.data.Dataset
+    calib: torch.utils.data.Dataset
+    val_ids: list[str]
+    calib_ids: list[str]
+    num_classes: int | None
+    source: str
+
+
+def _check_root(root: Any, key: str) -> Path:
+    if root in (None, "", "???"):
+        raise ValueError(f"{key} is not set: give the path of an ImageNet-style folder (one sub-folder per class)")
+    path = Path(str(root)).expanduser()
+    if not path.is_dir():
+        raise ValueError(f"{key}={root} does not exist or is not a directory")
+    classes = sorted(d.name for d in path.iterdir() if d.is_dir())
+    if not classes:
+        raise ValueError(f"{key}={root} has no class sub-folders (expected <root>/<class>/<image>)")
+    if not any(f.suffix in IMAGE_EXTENSIONS or f.suffix.lower() in IMAGE_EXTENSIONS
+               for c in classes for f in (path / c).iterdir()):
+        raise ValueError(f"{key}={root} contains no images in its class folders")
+    return path
+
+
+def _image_transform(cfg):
+    from torchvision import transforms
+    from torchvision.transforms import InterpolationMode
+
+    modes = {"bilinear": InterpolationMode.BILINEAR, "bicubic": InterpolationMode.BICUBIC,
+             "nearest": InterpolationMode.NEAREST, "lanczos": InterpolationMode.LANCZOS}
+    interp = str(cfg.get("interpolation", "bilinear")).lower()
+    if interp not in modes:
+        raise ValueError(f"data.interpolation={interp!r} is invalid: need one of {', '.join(modes)}")
+    steps = []
+    if cfg.get("resize") is not None:
+        steps.append(transforms.Resize(int(cfg.resize), interpolation=modes[interp]))
+    if cfg.get("crop") is not None:
+        steps.append(transforms.CenterCrop(int(cfg.crop)))
+    steps += [transforms.ToTensor(), transforms.Normalize(list(cfg.mean), list(cfg.std))]
+    return transforms.Compose(steps)
+
+
+def _image_folder(root: Path, transform):
+    from torchvision.datasets import ImageFolder
+
+    ds = ImageFolder(str(root), transform=transform)  # class index = sorted folder position
+    ids = [os.path.relpath(p, root) for p, _ in ds.samples]
+    return ds, [f"{root.resolve()}/{i}" for i in ids]
+
+
+def build_data(cfg) -> EvalData:
+    """Validation and calibration-pool datasets for `data=embedded` or `data=imagefolder`."""
+    kind = cfg.get("kind")
+    if kind == "embedded":
+        val, calib = digits_split("val"), digits_split("calib")
+        return EvalData(val, calib, val.ids, calib.ids, 10, "embedded:sklearn-digits")
+    if kind == "imagefolder":
+        val_root = _check_root(cfg.get("val_root"), "data.val_root")
+        calib_root = _check_root(cfg.get("calib_root"), "data.calib_root")
+        transform = _image_transform(cfg)
+        val, val_ids = _image_folder(val_root, transform)
+        calib, calib_ids = _image_folder(calib_root, transform)
+        if val.classes != calib.classes:
+            log.warning("data.calib_root and data.val_root have different class folders (labels are never read for calibration)")
+        return EvalData(val, calib, val_ids, calib_ids, len(val.classes), f"imagefolder:{val_root}")
+    raise ValueError(f"data.kind={kind!r} is invalid: need embedded or imagefolder")
+
+
+def calibration_subset(data: EvalData, num_samples: int, seed: int) -> tuple[torch.utils.data.Dataset, list[str]]:
+    """num_samples calibration images drawn without replacement with `seed`, in index order;
+    refuses any overlap with the evaluation set (LPQ §6)."""
+    pool = len(data.calib)
+    if not 1 <= num_samples <= pool:
+        raise ValueError(f"calib.num_samples={num_samples} is invalid: need 1 <= num_samples <= {pool} (calibration pool size)")
+    idx = np.sort(np.random.default_rng(seed).choice(pool, size=num_samples, replace=False))
+    ids = [data.calib_ids[i] for i in idx]
+    overlap = set(ids) & set(data.val_ids)
+    if overlap:
+        raise ValueError(
+            f"calibration and evaluation images overlap ({len(overlap)} shared, e.g. {sorted(overlap)[0]}): "
+            "use disjoint folders for data.calib_root and data.val_root"
+        )
+    return torch.utils.data.Subset(data.calib, idx.tolist()), ids

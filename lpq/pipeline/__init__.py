@@ -1,0 +1,1 @@
+"""Pipeline glue shared by the commands: atomic file writes, progress reporting."""

@@ -1,0 +1,183 @@
+"""Fake-quantized execution of a float model (LPQ §1).
+
+`QuantModel` finds every Conv2d and Linear (weights + input activation) and, in ViTs, the two
+attention matmuls of timm's `Attention` (`<attn>.qk`: Q·Kᵀ, `<attn>.av`: attention·V; side a =
+Q / probabilities, side w = K / V). Weights are quantized once when quantizers are set (the FP32
+originals are kept); activations are quantized on the fly by forward pre-hooks. Everything else
+(biases, norms, softmax, GELU, residual adds, pooling) stays FP32. The same hooks can observe the
+tensors instead, which is how calibration collects statistics.
+"""
+from __future__ import annotations
+
+import logging
+import types
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .quantizer import Quantizer
+
+log = logging.getLogger("lpq")
+
+Observer = Callable[[str, str, torch.Tensor], None]  # (unit name, side 'w'|'a', tensor)
+
+
+@dataclass
+class Unit:
+    """One quantized layer: a conv/linear (weight + input) or an attention matmul."""
+
+    name: str
+    kind: str  # "conv" | "linear" | "qk" | "av"
+    weight_numel: int = 0  # P_l: weight elements (0 for matmuls)
+    act_numel: int = 0  # A_l: activation elements per sample (both operands for matmuls)
+    side_numel: dict = field(default_factory=dict)  # elements per sample of each activation side
+
+
+def _is_timm_attention(mod: nn.Module) -> bool:
+    try:
+        from timm.layers.attention import Attention
+    except ImportError:  # pragma: no cover
+        return False
+    return type(mod) is Attention
+
+
+def _attention_forward(self, x: torch.Tensor, attn_mask=None, is_causal: bool = False) -> torch.Tensor:
+    """timm Attention.forward with explicit (quantizable) matmuls."""
+    from timm.layers.attention import maybe_add_mask, resolve_self_attn_mask
+
+    B, N, _ = x.shape
+    gate = self.gate(x).sigmoid() if getattr(self, "gate", None) is not None else None
+    qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+    q, k, v = qkv.unbind(0)
+    q, k = self.q_norm(q), self.k_norm(k)
+    q = q * self.scale
+    q, k = self._lpq_owner._matmul_operands(self._lpq_name + ".qk", q, k)
+    attn = q @ k.transpose(-2, -1)
+    attn = maybe_add_mask(attn, resolve_self_attn_mask(N, attn, attn_mask, is_causal))
+    attn = self.attn_drop(attn.softmax(dim=-1))
+    attn, v = self._lpq_owner._matmul_operands(self._lpq_name + ".av", attn, v)
+    x = (attn @ v).transpose(1, 2).reshape(B, N, self.attn_dim)
+    x = self.norm(x)
+    if gate is not None:
+        x = x * gate
+    return self.proj_drop(self.proj(x))
+
+
+class QuantModel(nn.Module):
+    """A float model with switchable fake quantization of its weights and activations."""
+
+    def __init__(self, model: nn.Module, example_input: torch.Tensor, skip: tuple[str, ...] = (),
+                 attention_matmuls: bool = True):
+        super().__init__()
+        self.model = model.eval()
+        self.skip = set(skip)
+        self._w_q: dict[str, Quantizer | None] = {}
+        self._a_q: dict[str, Quantizer | None] = {}
+        self._mm_q: dict[str, tuple[Quantizer | None, Quantizer | None]] = {}
+        self.observer: Observer | None = None
+        self._fp_weights: dict[str, torch.Tensor] = {}
+        self._layers: dict[str, nn.Module] = {}
+        names = {n for n, _ in model.named_modules()}
+        unknown = self.skip - names - {n + s for n in names for s in (".qk", ".av")}
+        if unknown:
+            raise ValueError(f"quant.skip names unknown layers: {sorted(unknown)}")
+        units: dict[str, Unit] = {}
+        for name, mod in model.named_modules():
+            if isinstance(mod, (nn.Conv2d, nn.Linear)) and name not in self.skip:
+                units[name] = Unit(name, "conv" if isinstance(mod, nn.Conv2d) else "linear", mod.weight.numel())
+                self._layers[name] = mod
+                self._fp_weights[name] = mod.weight.detach().clone()
+                mod.register_forward_pre_hook(self._make_pre_hook(name))
+            elif attention_matmuls and _is_timm_attention(mod):
+                mod._lpq_owner = _OwnerRef(self)  # not a Module: keeps the tree acyclic
+                mod._lpq_name = name
+                mod.forward = types.MethodType(_attention_forward, mod)
+                for suffix in (".qk", ".av"):
+                    if name + suffix not in self.skip:
+                        units[name + suffix] = Unit(name + suffix, suffix[1:])
+        self.units = self._execution_order(units, example_input)
+
+    # ---- hooks ------------------------------------------------------------------------------
+    def _make_pre_hook(self, name: str):
+        def hook(module, args):
+            x = args[0]
+            if self.observer is not None:
+                self.observer(name, "a", x)
+            q = self._a_q.get(name)
+            if q is not None:
+                x = q(x)
+            return (x,) + tuple(args[1:])
+
+        return hook
+
+    def _matmul_operands(self, name: str, a: torch.Tensor, w: torch.Tensor):
+        if name in self.skip:
+            return a, w
+        if self.observer is not None:
+            self.observer(name, "a", a)
+            self.observer(name, "w", w)
+        qa, qw = self._mm_q.get(name, (None, None))
+        return (qa(a) if qa is not None else a), (qw(w) if qw is not None else w)
+
+    # ---- structure --------------------------------------------------------------------------
+    @torch.no_grad()
+    def _execution_order(self, units: dict[str, Unit], example: torch.Tensor) -> list[Unit]:
+        order: list[str] = []
+
+        def observe(name: str, side: str, x: torch.Tensor) -> None:
+            if name not in order:
+                order.append(name)
+            unit = units[name]
+            unit.side_numel[side] = x[0].numel() if x.dim() > 0 else 1
+            unit.act_numel = sum(unit.side_numel.values())
+
+        self.observer = observe
+        try:
+            self.model(example[:1])
+        finally:
+            self.observer = None
+        missing = [n for n in units if n not in order]
+        if missing:
+            log.warning("layers never called in a forward pass are not quantized: %s", missing)
+        return [units[n] for n in order]
+
+    @property
+    def unit_names(self) -> list[str]:
+        return [u.name for u in self.units]
+
+    def fp_weight(self, name: str) -> torch.Tensor:
+        return self._fp_weights[name]
+
+    # ---- quantizers -------------------------------------------------------------------------
+    @torch.no_grad()
+    def set_quantizers(self, quantizers: dict[str, tuple[Quantizer | None, Quantizer | None]]) -> None:
+        """Set (weight, activation) quantizers per unit name; units not listed run in FP32."""
+        unknown = set(quantizers) - set(self.unit_names)
+        if unknown:
+            raise ValueError(f"quantization config names unknown layers: {sorted(unknown)[:5]}; known: {self.unit_names[:5]}...")
+        self._w_q, self._a_q, self._mm_q = {}, {}, {}
+        for unit in self.units:
+            wq, aq = quantizers.get(unit.name, (None, None))
+            if unit.kind in ("qk", "av"):
+                self._mm_q[unit.name] = (aq, wq)
+                continue
+            layer = self._layers[unit.name]
+            fp = self._fp_weights[unit.name]
+            layer.weight.copy_(wq(fp) if wq is not None else fp)
+            self._w_q[unit.name], self._a_q[unit.name] = wq, aq
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+class _OwnerRef:
+    """Forward calls from patched attention modules to their QuantModel without registering
+    it as a submodule (which would create a module cycle)."""
+
+    def __init__(self, owner: QuantModel):
+        self._owner = owner
+
+    def _matmul_operands(self, name, a, w):
+        return self._owner._matmul_operands(name, a, w)

@@ -1,0 +1,116 @@
+"""Post-training quantization: calibration statistics, uniform quantization configs, bit
+accounting and top-1/top-5 evaluation."""
+from __future__ import annotations
+
+import logging
+import time
+import zlib
+
+import numpy as np
+import torch
+
+from ..pipeline.progress import progress
+from .calibrate import resolve
+from .model import QuantModel
+from .qconfig import LayerQ, QConfig
+
+log = logging.getLogger("lpq")
+
+
+def make_loader(dataset, batch_size: int, num_workers: int = 0, seed: int = 0) -> torch.utils.data.DataLoader:
+    """A deterministic, unshuffled loader (fixed batch composition and order)."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                                       generator=gen, drop_last=False)
+
+
+@torch.no_grad()
+def collect_statistics(qm: QuantModel, loader, subsample: int, seed: int, device: str = "cpu") -> dict[tuple[str, str], np.ndarray]:
+    """Per (unit, side): a seeded subsample of the FP model's activations over the calibration
+    set, always including each batch's largest-magnitude element (so max|x| is exact)."""
+    per_batch = max(1, int(np.ceil(subsample / max(1, len(loader)))))
+    chunks: dict[tuple[str, str], list[np.ndarray]] = {}
+    batch_index = [0]
+
+    def observe(name: str, side: str, x: torch.Tensor) -> None:
+        flat = x.detach().reshape(-1).float().cpu().numpy()
+        key_seed = [seed, batch_index[0], zlib.crc32(f"{name}/{side}".encode())]
+        rng = np.random.default_rng(key_seed)
+        take = flat if flat.size <= per_batch else flat[rng.choice(flat.size, per_batch, replace=False)]
+        peak = flat[np.argmax(np.abs(flat))] if flat.size else np.float32(0)
+        chunks.setdefault((name, side), []).append(np.append(take, peak).astype(np.float32))
+
+    qm.set_quantizers({})
+    qm.observer = observe
+    try:
+        for images, _labels in progress(loader, desc="calibration statistics", unit="batch"):
+            qm(images.to(device))
+            batch_index[0] += 1
+    finally:
+        qm.observer = None
+    return {k: np.concatenate(v) for k, v in chunks.items()}
+
+
+def uniform_qconfig(qm: QuantModel, stats: dict, w_format: str, a_format: str, per_channel: bool, seed: int = 0) -> QConfig:
+    """Resolve uniform formats (with `*` or default scale rules) for every unit. Both operands
+    of attention matmuls are activations and use a_format."""
+    layers: dict[str, LayerQ] = {}
+    for unit in progress(qm.units, desc="calibrate formats", unit="layer"):
+        if unit.kind in ("qk", "av"):
+            w = resolve(a_format, stats[(unit.name, "w")], False, seed)
+            a = resolve(a_format, stats[(unit.name, "a")], False, seed)
+            w_spec, w_sf = (w.spec if w else None), None
+        else:
+            w = resolve(w_format, qm.fp_weight(unit.name).cpu().numpy(), per_channel, seed)
+            a = resolve(a_format, stats[(unit.name, "a")], False, seed)
+            w_spec, w_sf = (w.spec, w.channel_sf) if w else (None, None)
+        if w_spec is None and a is None:
+            continue
+        layers[unit.name] = LayerQ(w_spec, a.spec if a else None, tuple(w_sf) if w_sf else None)
+    return QConfig(layers)
+
+
+def average_bits(qm: QuantModel, qconfig: QConfig) -> dict[str, float | None]:
+    """Parameter-weighted weight bits and element-weighted activation bits over the quantized
+    sides (LPQ §4.3); compression = 32 / avg_w_bits."""
+    quantizers = qconfig.quantizers()
+    w_num = w_den = a_num = a_den = 0.0
+    for unit in qm.units:
+        wq, aq = quantizers.get(unit.name, (None, None))
+        if unit.kind in ("qk", "av"):
+            for side, q in (("w", wq), ("a", aq)):
+                if q is not None:
+                    a_num += unit.side_numel.get(side, 0) * q.bits
+                    a_den += unit.side_numel.get(side, 0)
+            continue
+        if wq is not None:
+            w_num += unit.weight_numel * wq.bits
+            w_den += unit.weight_numel
+        if aq is not None:
+            a_num += unit.side_numel.get("a", 0) * aq.bits
+            a_den += unit.side_numel.get("a", 0)
+    avg_w = w_num / w_den if w_den else None
+    avg_a = a_num / a_den if a_den else None
+    return {"avg_w_bits": avg_w, "avg_a_bits": avg_a, "compression": (32.0 / avg_w) if avg_w else None}
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, loader, device: str = "cpu", max_samples: int | None = None) -> dict:
+    """Top-1 and top-5 accuracy (percent) over the loader."""
+    correct1 = correct5 = seen = 0
+    start = time.perf_counter()
+    for images, labels in progress(loader, desc="evaluate", unit="batch"):
+        if max_samples is not None and seen >= max_samples:
+            break
+        if max_samples is not None and seen + len(labels) > max_samples:
+            images, labels = images[: max_samples - seen], labels[: max_samples - seen]
+        logits = model(images.to(device)).float().cpu()
+        k = min(5, logits.shape[1])
+        top = logits.topk(k, dim=1).indices
+        correct1 += int((top[:, 0] == labels).sum())
+        correct5 += int((top == labels[:, None]).any(dim=1).sum())
+        seen += len(labels)
+    if seen == 0:
+        raise ValueError("the validation set is empty")
+    return {"top1": 100.0 * correct1 / seen, "top5": 100.0 * correct5 / seen, "num_samples": seen,
+            "eval_seconds": time.perf_counter() - start}
