@@ -17,8 +17,8 @@ from .embedded import EMBEDDED_MODELS
 log = logging.getLogger("lpq")
 
 TRAIN_SETTINGS = {
-    "digits_cnn": {"epochs": 12, "lr": 3e-3, "batch": 64, "weight_decay": 1e-4},
-    "digits_vit": {"epochs": 30, "lr": 2e-3, "batch": 64, "weight_decay": 5e-2},
+    "digits_cnn": {"epochs": 30, "lr": 3e-3, "batch": 64, "weight_decay": 1e-4},
+    "digits_vit": {"epochs": 50, "lr": 2e-3, "batch": 64, "weight_decay": 5e-2},
 }
 
 
@@ -33,6 +33,15 @@ def train_embedded(name: str, out_dir: str | Path, seed: int = 0) -> dict:
     if name not in EMBEDDED_MODELS:
         raise ValueError(f"model={name!r} cannot be trained by lpq train: need one of {', '.join(EMBEDDED_MODELS)}")
     settings = TRAIN_SETTINGS[name]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # these models are tiny: one thread is ~5x faster than two on 2 cores
+    try:
+        return _train(name, settings, Path(out_dir), seed)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(name: str, settings: dict, out: Path, seed: int) -> dict:
     torch.manual_seed(seed)
     model = EMBEDDED_MODELS[name]()
     train, val = digits_split("train"), digits_split("val")
@@ -58,7 +67,6 @@ def train_embedded(name: str, out_dir: str | Path, seed: int = 0) -> dict:
         "val_top1": accuracy(model, val.images, val.labels),
         "seconds": round(time.perf_counter() - start, 3),
     }
-    out = Path(out_dir)
     atomic.torch_save(out / "model.pt", model.state_dict())
     atomic.write_json(out / "train.json", result)
     log.info("trained %s: val top-1 %.2f%% in %.1f s -> %s", name, result["val_top1"], result["seconds"], out / "model.pt")

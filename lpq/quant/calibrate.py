@@ -11,15 +11,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from fractions import Fraction
 
 import numpy as np
-import torch
 
 from ..formats import parse
+from ..formats.grid_mse import SortedMagnitudes, grid_mse, sort_magnitudes
 from ..formats.lp import F32_MAX_EXP, F32_MIN_EXP, lp_log_values, lp_range
 from ..formats.spec import format_real, split_spec
-from .grid_mse import SortedMagnitudes, grid_mse, sort_magnitudes
 from .quantizer import channel_spec
 
 SF_STEP = 2.0 ** -8
@@ -39,12 +37,7 @@ def snap(value: float, step: float = SF_STEP) -> float:
 
 def median_sf(rows: SortedMagnitudes) -> np.ndarray:
     """-median(log2|x|) per row over nonzero elements, snapped to 2^-8 (0 for empty rows)."""
-    out = np.zeros(rows.values.shape[0])
-    for i, count in enumerate(rows.counts.tolist()):
-        if count:
-            med = float(torch.quantile(rows.values[i, :count].log2(), 0.5)) if count < 1 << 24 else 0.0
-            out[i] = snap(-med)
-    return out
+    return np.array([snap(-m) for m in rows.median_log2()])
 
 
 def _lp_candidates(n: int, es_opt: int | None, rs_opt: int | None):
@@ -56,7 +49,7 @@ def _lp_candidates(n: int, es_opt: int | None, rs_opt: int | None):
 def calibrate_lp(rows: SortedMagnitudes, n: int, es: int | None = None, rs: int | None = None,
                  sf: float | None = None) -> tuple[int, int, np.ndarray]:
     """Best (es, rs) shared by all rows and the best sf per row, by quantization MSE."""
-    R = rows.values.shape[0]
+    R = rows.rows
     sf0 = median_sf(rows)
     if sf is not None:
         sf_cand = np.full((R, 1), float(sf))
@@ -69,13 +62,13 @@ def calibrate_lp(rows: SortedMagnitudes, n: int, es: int | None = None, rs: int 
         T = float(lp_range(n, es_c, rs_c))
         mids = (t[:-1] + t[1:]) / 2
         valid = (-T - sf_cand >= F32_MIN_EXP) & (T - sf_cand <= F32_MAX_EXP)
-        vals = torch.from_numpy(np.exp2(t[None, None, :] - sf_cand[..., None]))
-        thr = torch.from_numpy(np.exp2(mids[None, None, :] - sf_cand[..., None]))
-        mse = grid_mse(rows, vals, thr).numpy()
+        vals = np.exp2(t[None, None, :] - sf_cand[..., None])
+        thr = np.exp2(mids[None, None, :] - sf_cand[..., None])
+        mse = grid_mse(rows, vals, thr)
         mse = np.where(valid, mse, np.inf)[:, order]  # prefer small |j| on exact ties
         k = np.argmin(mse, axis=1)
         row_best = mse[np.arange(R), k]
-        weights = rows.totals.numpy().astype(np.float64)
+        weights = rows.totals
         total = float(np.sum(row_best * weights))
         if best is None or total < best[0]:
             best = (total, es_c, rs_c, sf_cand[np.arange(R), order[k]])
