@@ -6,8 +6,6 @@ import logging
 import time
 from pathlib import Path
 
-import torch
-
 from ..data import build_data, calibration_subset
 from ..models import build_model
 from ..pipeline import atomic

@@ -6,9 +6,19 @@
 from .base import Format, Grid
 from .spec import family_names, format_real, from_path_safe, parse, path_safe, register_family
 from . import lp  # noqa: F401  (registers the family)
+from . import adaptivfloat, ant, floating, integer, lns, posit  # noqa: F401  (register the baseline families)
+from .adaptivfloat import AdaptivFloatFormat
+from .ant import AdaptiveANTFormat, ANTTypeFormat, choose_ant_type
+from .calibrate import calibrate_sf, default_rule
+from .floating import FloatFormat
+from .integer import IntFormat, UIntFormat
+from .lns import LNSFormat
 from .lp import LPFormat
+from .posit import PositFormat
 
 __all__ = [
     "Format", "Grid", "LPFormat", "family_names", "format_real", "from_path_safe", "parse",
     "path_safe", "register_family",
+    "ANTTypeFormat", "AdaptiveANTFormat", "AdaptivFloatFormat", "FloatFormat", "IntFormat", "LNSFormat",
+    "PositFormat", "UIntFormat", "calibrate_sf", "choose_ant_type", "default_rule",
 ]

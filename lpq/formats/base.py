@@ -9,7 +9,6 @@ Fast backends (`lpq.kernels`) consume the same tables and are tested bit-exact a
 from __future__ import annotations
 
 import functools
-import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from fractions import Fraction
@@ -17,7 +16,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .exact import Exact, float_nearest, threshold
+from .exact import Exact, threshold
+from .fast_tables import round_exact_values
 
 
 @dataclass(frozen=True)
@@ -118,16 +118,7 @@ class Format(ABC):
             raise ValueError(f"dtype={dtype} is invalid: need float32 or float64")
         cache = self.__dict__.setdefault("_tables", {})
         if dtype not in cache:
-            g = self.grid
-            values = np.array(
-                [0.0 if m == 0 else float_nearest(m, dtype) for m in g.magnitudes], dtype=dtype
-            )
-            thresholds = np.array(
-                [threshold(p, bool(up), dtype) for p, up in zip(g.points, g.tie_up)], dtype=dtype
-            )
-            values.setflags(write=False)
-            thresholds.setflags(write=False)
-            cache[dtype] = FloatTable(values, thresholds)
+            cache[dtype] = _build_table(self.grid, dtype)
         return cache[dtype]
 
     def thresholds(self, dtype: Any = np.float32) -> np.ndarray:
@@ -136,9 +127,14 @@ class Format(ABC):
 
     @functools.cached_property
     def _decode_table(self) -> np.ndarray:
-        values = np.array(
-            [math.nan if v is None else _signed_nearest64(v) for v in self._decode_exact()], dtype=np.float64
-        )
+        """float64 value of every code (nearest to the exact value, times the scale)."""
+        exact = self._decode_exact()
+        negative = np.array([isinstance(v, Neg) or (isinstance(v, Fraction) and v < 0) for v in exact])
+        mags = [Fraction(0) if v is None else v.v if isinstance(v, Neg) else abs(v) if isinstance(v, Fraction) else v
+                for v in exact]
+        values, _ = round_exact_values(mags, np.dtype(np.float64), ceil=False)
+        values = np.where(negative, -values, values)
+        values[[v is None for v in exact]] = np.nan
         values = values * self._scale64
         values.setflags(write=False)
         return values
@@ -289,6 +285,21 @@ class Format(ABC):
 
 # ---- helpers ------------------------------------------------------------------------------
 
+def _build_table(grid: Grid, dtype: np.dtype) -> FloatTable:
+    """Round a grid once to dtype: values to nearest, thresholds = smallest float that rounds
+    up (LP-FORMAT §5.5, §6); exact points get the tie direction of `grid.tie_up`."""
+    values, _ = round_exact_values(grid.magnitudes, dtype, ceil=False)
+    thresholds, exact = round_exact_values(grid.points, dtype, ceil=True)
+    up = np.asarray(grid.tie_up, dtype=bool)
+    tie_down = exact & ~up  # an input exactly at the point rounds down: threshold = next float
+    thresholds[tie_down] = np.nextafter(thresholds[tie_down], dtype.type(np.inf))
+    for i in np.nonzero(np.isnan(thresholds))[0]:
+        thresholds[i] = threshold(grid.points[i], bool(up[i]), dtype)
+    values.setflags(write=False)
+    thresholds.setflags(write=False)
+    return FloatTable(values, thresholds)
+
+
 class Neg:
     """A negative exact value in `_decode_exact` lists: Neg(v) stands for -v (v > 0)."""
 
@@ -296,18 +307,6 @@ class Neg:
 
     def __init__(self, v: Exact):
         self.v = v
-
-
-def _signed_nearest64(v: "Exact | Neg") -> float:
-    """Nearest float64 of an exact value: a Fraction (any sign), a Pow2, or Neg(...)."""
-    if isinstance(v, Neg):
-        return -_signed_nearest64(v.v)
-    if isinstance(v, Fraction):
-        if v == 0:
-            return 0.0
-        mag = float_nearest(abs(v), np.float64)
-        return -mag if v < 0 else mag
-    return float_nearest(v, np.float64)
 
 
 def _is_torch(x: Any) -> bool:

@@ -6,7 +6,6 @@ rules of §1.1-§1.2 are written once.
 """
 from __future__ import annotations
 
-import math
 from abc import abstractmethod
 from fractions import Fraction
 from typing import Sequence
@@ -14,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from .base import Format, Grid, Neg, even_tie_up
-from .exact import Exact, Pow2
+from .exact import Exact
 from .spec import ParsedSpec, format_real, parse_real
 
 SF_LIMIT = 126  # |sf| <= 126 keeps RN32(2^sf) and RN32(2^-sf) normal (§1.2)
@@ -47,12 +46,22 @@ def check_float32_range(spec: str, min_log2: Fraction | int, max_log2: Fraction 
         )
 
 
+def dyadic(sig: int, exp: int) -> Fraction:
+    """The exact rational sig * 2^exp."""
+    return Fraction(sig << exp) if exp >= 0 else Fraction(sig, 1 << -exp)
+
+
+def midpoint(a: Fraction, b: Fraction) -> Fraction:
+    """(a + b) / 2, exactly (integer arithmetic: cheaper than Fraction addition)."""
+    return Fraction(a.numerator * b.denominator + b.numerator * a.denominator, 2 * a.denominator * b.denominator)
+
+
 def value_nearest_grid(mags: Sequence[Fraction], pos_codes: Sequence[int], neg_codes: Sequence[int] | None) -> Grid:
     """Grid rounding to the nearest value, ties to the even code (§1.1): the decision points
     are the arithmetic midpoints of neighbouring magnitudes."""
     pos = np.asarray(pos_codes, dtype=np.int64)
     neg = None if neg_codes is None else np.asarray(neg_codes, dtype=np.int64)
-    points = tuple((mags[j] + mags[j + 1]) / 2 for j in range(len(mags) - 1))
+    points = tuple(midpoint(mags[j], mags[j + 1]) for j in range(len(mags) - 1))
     return Grid(tuple(mags), pos, neg, points, even_tie_up(pos))
 
 
@@ -80,16 +89,6 @@ def sign_magnitude_decode(mag_values: Sequence[Exact | None], sign_bit: int | No
         else:
             out.append(Neg(v))
     return out
-
-
-def log2_of(v: Exact) -> float:
-    """log2 of an exact positive magnitude (float64; exact exponent for powers of two)."""
-    if isinstance(v, Pow2):
-        return float(v.exponent)
-    q = Fraction(v)
-    if q <= 0:
-        raise ValueError(f"log2 needs a positive value, got {q}")
-    return math.log2(q.numerator) - math.log2(q.denominator)
 
 
 class BaselineFormat(Format):

@@ -12,8 +12,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from .base import Format, Grid
-from .baseline import BaselineFormat, check_float32_range, parse_sf, sign_magnitude_decode, sign_magnitude_grid
+from .base import Grid
+from .baseline import BaselineFormat, check_float32_range, dyadic, parse_sf, sign_magnitude_decode, sign_magnitude_grid
 from .spec import ParsedSpec, register_family
 
 SPECIALS = ("none", "e4m3", "ieee")  # no specials / OCP E4M3 all-ones NaN / IEEE top exponent
@@ -50,8 +50,7 @@ class FloatFormat(BaselineFormat):
         self.bias = (1 << (e - 1)) - 1
         self._set_sf(sf)
         top = (1 << e) - 1 - (self.specials == "ieee")
-        min_log2 = 1 - self.bias - (m if m > 0 else 0)
-        check_float32_range(self.body, min_log2, top - self.bias)
+        check_float32_range(self.body, 1 - self.bias - m, top - self.bias)  # min positive, max binade
 
     @property
     def body(self) -> str:
@@ -74,8 +73,8 @@ class FloatFormat(BaselineFormat):
         """Exact value of the magnitude code w = E << m | M (§2.2)."""
         E, M = w >> self.m, w & ((1 << self.m) - 1)
         if E == 0:
-            return Fraction(M, 1 << self.m) * Fraction(2) ** (1 - self.bias)
-        return Fraction((1 << self.m) + M, 1 << self.m) * Fraction(2) ** (E - self.bias)
+            return dyadic(M, 1 - self.bias - self.m)
+        return dyadic((1 << self.m) + M, E - self.bias - self.m)
 
     def _magnitudes(self) -> list[Fraction | None]:
         return [self.magnitude(w) if self._kind(w) == "finite" else None for w in range(1 << (self.bits - 1))]
@@ -89,7 +88,7 @@ class FloatFormat(BaselineFormat):
     @functools.cached_property
     def _decode_table(self) -> np.ndarray:
         """Exact decode, with e5m2's inf codes read as +/-inf (never produced by encode)."""
-        values = Format._decode_table.func(self)
+        values = BaselineFormat._decode_table.func(self)
         if self.specials != "ieee":
             return values
         values = values.copy()

@@ -101,7 +101,8 @@ def ml_values(spec: str) -> np.ndarray:
 def ml_quantize(spec: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(values, codes) of this spec's saturating quantizer via ml_dtypes on clipped input."""
     mtype, mx, mask = OCP[spec]
-    q = np.clip(x, F32(-mx), F32(mx)).astype(mtype)
+    with np.errstate(invalid="ignore"):  # NaN inputs cast to the NaN code
+        q = np.clip(x, F32(-mx), F32(mx)).astype(mtype)
     return q.astype(F32), q.view(np.uint8) & mask
 
 

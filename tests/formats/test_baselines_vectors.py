@@ -187,11 +187,15 @@ def test_int8_at_1_equals_torch_fake_quantize():
 # ---------------------------------------------------------------------------------------------
 # §4.1 LNS (xlns, F = 3)
 # ---------------------------------------------------------------------------------------------
-def rn32_pow2(q: float) -> float:
+def pow2_exact(q: float) -> mpmath.mpf:
     with mpmath.workprec(200):
-        v = mpmath.power(2, mpmath.mpf(q))
+        return mpmath.power(2, mpmath.mpf(q))
+
+
+def rn32_pow2(q: float) -> float:
+    """2^q rounded once to float32 (§1.1: code-book values are computed exactly, rounded once)."""
     with mpmath.workprec(24):
-        return float(+v)
+        return float(+pow2_exact(q))
 
 
 def lns_code(n: int, sign: int, L: int) -> int:
@@ -202,15 +206,17 @@ def test_lns10_3_brief_inputs():
     Ls = [-27, -14, 6, 66, -133]
     signs = [0, 1, 0, 0, 0]
     listed = [0.09638817659, -0.2973017788, 1.681792831, 304.4370214, 9.894100606e-06]
+    exact = [(-1) ** s * float(pow2_exact(L / 8)) for s, L in zip(signs, Ls)]
+    np.testing.assert_allclose(exact, listed, rtol=1e-9)
     want = [(-1) ** s * rn32_pow2(L / 8) for s, L in zip(signs, Ls)]
-    np.testing.assert_allclose(want, listed, rtol=1e-9)
     check_quantize("lns<10,3>", BRIEF, want)
     check_codes("lns<10,3>", BRIEF, [lns_code(10, s, L) for s, L in zip(signs, Ls)])
 
 
 def test_lns8_3_saturates():
+    exact = [float(pow2_exact(63 / 8)), float(pow2_exact(-63 / 8))]
+    np.testing.assert_allclose(exact, [234.7530351, 0.004259795831], rtol=1e-9)
     want = [rn32_pow2(63 / 8), rn32_pow2(-63 / 8)]
-    np.testing.assert_allclose(want, [234.7530351, 0.004259795831], rtol=1e-9)
     check_quantize("lns<8,3>", [300, 1e-5], want)
     check_codes("lns<8,3>", [300, 1e-5], [lns_code(8, 0, 63), lns_code(8, 0, -63)])
 

@@ -11,19 +11,12 @@ import pytest
 
 from .lp_reference import (
     F32, F64, LARGE_SAMPLE, REPRESENTATIVE, assert_bits_equal, assert_codes_equal, both_signs,
-    codes_dtype, f32_bits, from_f32_bits, grid_sfs, grid_triples, lp_ref, next_down, ref_from_spec,
+    codes_dtype, f32_bits, from_f32_bits, grid_sfs, grid_triples, impl, lp_ref, ref_from_spec,
     with_neighbours,
 )
 
 torch = pytest.importorskip("torch")
 CUDA = torch.cuda.is_available()
-
-
-@functools.lru_cache(maxsize=None)
-def impl(spec: str):
-    from lpq.formats import parse
-
-    return parse(spec)
 
 
 def close10(got: float, want: float) -> bool:
@@ -82,8 +75,10 @@ def _check_vector(x: float, spec: str, code: int, value: str, t: str | None):
         assert_bits_equal(f"{spec} quantize({x!r}) {np.dtype(dtype)}", xs, q, ref.quantize(xs))
         if value == "nan":
             assert np.isnan(q[0])
-        else:
-            assert close10(float(q[0]), float(value)) or float(value) == float(q[0]), (spec, x, q[0], value)
+        else:  # a float32 code-book value (§5.5) of the printed 10-digit value
+            assert math.isclose(float(q[0]), float(value), rel_tol=2.0**-23), (spec, x, q[0], value)
+    if code not in (0, ref.nar):
+        assert close10(float(ref.decode([code])[0]), float(value)), (spec, code, value)
     if not (isinstance(x, float) and math.isnan(x)):
         assert ref.encode_exact(x) == code
 
@@ -249,7 +244,7 @@ def test_reference_table_agrees_with_exact_encoder(spec):
     rng = np.random.default_rng(7)
     for kind in (F32, F64):
         x, want = threshold_inputs(ref, kind)
-        pick = np.arange(x.size) if x.size <= 600 else rng.choice(x.size, 600, replace=False)
+        pick = np.arange(x.size) if x.size <= 200 else rng.choice(x.size, 200, replace=False)
         for i in pick:
             assert ref.encode_exact(float(x[i])) == want[i], (spec, kind.name, float(x[i]), want[i])
 
@@ -257,8 +252,9 @@ def test_reference_table_agrees_with_exact_encoder(spec):
 # ---------------------------------------------------------------------------------------------
 # §5.3 ties: x = 2^p with p + sf = m_i go to the even code, both signs, float32 and float64
 # ---------------------------------------------------------------------------------------------
-TIE_FORMATS = ["lp<8,2,7,0>", "lp<5,1,3,0.25>", "lp<5,1,3,0.75>", "lp<5,1,3,0.5>", "lp<8,1,3,0.5>",
-               "lp<6,3,4,0>", "lp<8,2,2,2>", "lp<12,3,9,0.125>", "lp<16,2,15,0>", "lp<4,1,2,0>"]
+TIE_FORMATS = ["lp<8,2,7,0>", "lp<5,1,3,0.25>", "lp<5,1,3,0.75>", "lp<5,1,3,0.5>", "lp<8,1,3,0.03125>",
+               "lp<6,3,4,0>", "lp<8,2,2,0.0625>", "lp<12,3,9,0.125>", "lp<16,2,15,0>", "lp<4,1,2,0.5>",
+               "lp<8,2,7,0,underflow=flush>"]
 
 
 @pytest.mark.parametrize("spec", TIE_FORMATS)
@@ -295,11 +291,12 @@ def special_inputs(ref, kind=F32) -> np.ndarray:
         base.append(v)
     x = np.array(base, d)
     nb = []
-    for v in x[np.isfinite(x)]:
-        a = b = v
-        for _ in range(4):
-            a, b = np.nextafter(a, d(0)), np.nextafter(b, d(np.inf))
-            nb += [a, b]
+    with np.errstate(over="ignore"):
+        for v in x[np.isfinite(x)]:
+            a = b = v
+            for _ in range(4):
+                a, b = np.nextafter(a, d(0)), np.nextafter(b, d(np.inf))
+                nb += [a, b]
     x = np.concatenate([x, np.array(nb, d)])
     return np.concatenate([x, -x])
 
