@@ -1,5 +1,6 @@
 # make test  -- create .venv if missing, install the project with its test extra, run the tests
-# make demo  -- same set-up, then the offline demo (format table, fast-path benchmark)
+# make demo  -- same set-up, then the offline demo (format table, fast-path benchmark,
+#              embedded models trained and evaluated under uniform PTQ)
 PYTHON ?= python3
 VENV   ?= .venv
 VPY    := $(VENV)/bin/python
@@ -20,6 +21,7 @@ demo: $(STAMP)
 	$(VPY) -m lpq.formats "lp<8,1,3,0>" "lp<8,2,2,0.5>" "lp<4,1,2,0>" "lp<6,2,3,0,round=linear>" \
 	    "int<8>" "fp8_e4m3" "fp8_e5m2" "fp4_e2m1" "posit<8,2>" "af<8,4>" "lns<8,3>" "flint<4>"
 	$(VPY) benchmarks/bench_quantize.py
+	LPA_PROGRESS=lines $(VPY) -m lpq.pipeline.demo_ptq results/demo-ptq
 
 bench: $(STAMP)
 	$(VPY) benchmarks/bench_quantize.py
