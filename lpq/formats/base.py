@@ -152,13 +152,20 @@ class Format(ABC):
     @property
     def max(self) -> float:
         """Largest finite value (float64)."""
-        return float(self.table(np.float64).values[-1]) * self._scale64
+        return self._magnitude64(-1)
 
     @property
     def min_positive(self) -> float:
         """Smallest positive value, subnormals included (float64)."""
-        v = self.table(np.float64).values
-        return float(v[1] if v[0] == 0 else v[0]) * self._scale64
+        return self._magnitude64(1 if self.grid.magnitudes[0] == 0 else 0)
+
+    def _magnitude64(self, index: int) -> float:
+        """float64 of one grid magnitude (times the scale), without building whole tables."""
+        cached = self.__dict__.get("_tables", {}).get(np.dtype(np.float64))
+        if cached is not None:
+            return float(cached.values[index]) * self._scale64
+        value, _ = round_exact_values([self.grid.magnitudes[index]], np.dtype(np.float64), ceil=False)
+        return float(value[0]) * self._scale64
 
     def codebook(self) -> np.ndarray:
         """All finite values, sorted, including zero (float64)."""

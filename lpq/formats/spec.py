@@ -6,6 +6,7 @@ so adding a family never edits the parser.
 """
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -121,7 +122,17 @@ def split_spec(spec: str) -> ParsedSpec:
 
 
 def parse(spec: str) -> "Format":
-    """Build the Format named by a spec string, e.g. ``lp<8,1,3,0.5>`` or ``int<4>@3.25``."""
+    """Build the Format named by a spec string, e.g. ``lp<8,1,3,0.5>`` or ``int<4>@3.25``.
+
+    Formats are immutable values: the same string returns the same cached object, so its
+    tables are built once per process."""
+    if not isinstance(spec, str):
+        raise ValueError(f"format spec must be a string, got {type(spec).__name__}: {spec!r}")
+    return _parse_cached(spec)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_cached(spec: str) -> "Format":
     parsed = split_spec(spec)
     builder = _FAMILIES.get(parsed.name)
     if builder is None:

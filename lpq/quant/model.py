@@ -53,11 +53,11 @@ def _attention_forward(self, x: torch.Tensor, attn_mask=None, is_causal: bool = 
     q, k, v = qkv.unbind(0)
     q, k = self.q_norm(q), self.k_norm(k)
     q = q * self.scale
-    q, k = self._lpq_owner._matmul_operands(self._lpq_name + ".qk", q, k)
+    q, k = self.lpq_qk(q, k)
     attn = q @ k.transpose(-2, -1)
     attn = maybe_add_mask(attn, resolve_self_attn_mask(N, attn, attn_mask, is_causal))
     attn = self.attn_drop(attn.softmax(dim=-1))
-    attn, v = self._lpq_owner._matmul_operands(self._lpq_name + ".av", attn, v)
+    attn, v = self.lpq_av(attn, v)
     x = (attn @ v).transpose(1, 2).reshape(B, N, self.attn_dim)
     x = self.norm(x)
     if gate is not None:
@@ -84,15 +84,15 @@ class QuantModel(nn.Module):
         if unknown:
             raise ValueError(f"quant.skip names unknown layers: {sorted(unknown)}")
         units: dict[str, Unit] = {}
-        for name, mod in model.named_modules():
+        for name, mod in list(model.named_modules()):
             if isinstance(mod, (nn.Conv2d, nn.Linear)) and name not in self.skip:
                 units[name] = Unit(name, "conv" if isinstance(mod, nn.Conv2d) else "linear", mod.weight.numel())
                 self._layers[name] = mod
                 self._fp_weights[name] = mod.weight.detach().clone()
                 mod.register_forward_pre_hook(self._make_pre_hook(name))
             elif attention_matmuls and _is_timm_attention(mod):
-                mod._lpq_owner = _OwnerRef(self)  # not a Module: keeps the tree acyclic
-                mod._lpq_name = name
+                mod.lpq_qk = MatmulOperands(self, name + ".qk")
+                mod.lpq_av = MatmulOperands(self, name + ".av")
                 mod.forward = types.MethodType(_attention_forward, mod)
                 for suffix in (".qk", ".av"):
                     if name + suffix not in self.skip:
@@ -172,12 +172,14 @@ class QuantModel(nn.Module):
         return self.model(x)
 
 
-class _OwnerRef:
-    """Forward calls from patched attention modules to their QuantModel without registering
-    it as a submodule (which would create a module cycle)."""
+class MatmulOperands(nn.Module):
+    """Observes / quantizes the two operands of one attention matmul (a leaf module, so graph
+    tracing keeps it as one call and quantizer changes take effect at run time)."""
 
-    def __init__(self, owner: QuantModel):
-        self._owner = owner
+    def __init__(self, owner: QuantModel, name: str):
+        super().__init__()
+        object.__setattr__(self, "_owner", owner)  # not a submodule: keeps the tree acyclic
+        self.unit_name = name
 
-    def _matmul_operands(self, name, a, w):
-        return self._owner._matmul_operands(name, a, w)
+    def forward(self, a: torch.Tensor, w: torch.Tensor):
+        return self._owner._matmul_operands(self.unit_name, a, w)
