@@ -38,9 +38,14 @@ def _check_root(root: Any, key: str) -> Path:
     classes = sorted(d.name for d in path.iterdir() if d.is_dir())
     if not classes:
         raise ValueError(f"{key}={root} has no class sub-folders (expected <root>/<class>/<image>)")
-    if not any(f.suffix in IMAGE_EXTENSIONS or f.suffix.lower() in IMAGE_EXTENSIONS
-               for c in classes for f in (path / c).iterdir()):
+    def has_image(c: str) -> bool:
+        return any(f.suffix.lower() in IMAGE_EXTENSIONS for f in (path / c).rglob("*") if f.is_file())
+
+    empty = [c for c in classes if not has_image(c)]
+    if len(empty) == len(classes):
         raise ValueError(f"{key}={root} contains no images in its class folders")
+    if empty:
+        raise ValueError(f"{key}={root}: class folder(s) without images: {', '.join(empty[:5])}")
     return path
 
 

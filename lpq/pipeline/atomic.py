@@ -70,4 +70,6 @@ def write_with(path: str | os.PathLike, writer: Callable[[Path], None]) -> None:
 def torch_save(path: str | os.PathLike, obj: Any) -> None:
     import torch
 
-    write_with(path, lambda tmp: torch.save(obj, tmp))
+    buf = io.BytesIO()  # a file object: the archive's record prefix is fixed, not the temp name
+    torch.save(obj, buf)
+    write_bytes(path, buf.getvalue())

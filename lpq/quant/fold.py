@@ -45,16 +45,17 @@ def _conv_bn_pairs_fx(model: nn.Module) -> list[tuple[str, str]]:
 
 
 def _conv_bn_pairs_by_order(model: nn.Module) -> list[tuple[str, str]]:
-    """Fallback for models torch.fx cannot trace: a conv immediately followed (in module
-    registration order, inside the same parent) by a BatchNorm of matching width."""
-    pairs, prev = [], None
-    for name, mod in model.named_modules():
-        if isinstance(mod, nn.modules.batchnorm._BatchNorm) and prev is not None:
-            pname, pmod = prev
-            if pname.rpartition(".")[0] == name.rpartition(".")[0] and pmod.out_channels == mod.num_features:
-                pairs.append((pname, name))
-        if len(list(mod.children())) == 0:
-            prev = (name, mod) if isinstance(mod, nn.Conv2d) else None
+    """Fallback for models torch.fx cannot trace: a conv immediately followed by a BatchNorm of
+    matching width inside an nn.Sequential (whose forward guarantees that data flow)."""
+    pairs = []
+    for pname, parent in model.named_modules():
+        if type(parent) is not nn.Sequential:
+            continue
+        kids = list(parent.named_children())
+        for (cn, c), (bn_name, b) in zip(kids, kids[1:]):
+            if isinstance(c, nn.Conv2d) and isinstance(b, nn.modules.batchnorm._BatchNorm) and c.out_channels == b.num_features:
+                prefix = pname + "." if pname else ""
+                pairs.append((prefix + cn, prefix + bn_name))
     return pairs
 
 

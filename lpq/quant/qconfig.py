@@ -45,7 +45,11 @@ class QConfig:
         return out
 
     def save(self, path: str | Path) -> None:
-        atomic.write_json(path, self.to_json())
+        """Canonical JSON (sorted keys, trailing newline) except that layers keep execution order."""
+        obj = self.to_json()
+        out = {k: obj[k] for k in sorted(obj)}
+        out["layers"] = {name: {k: v for k, v in sorted(e.items())} for name, e in obj["layers"].items()}
+        atomic.write_text(path, json.dumps(out, indent=2, allow_nan=True) + "\n")
 
     def quantizers(self) -> dict[str, tuple[Quantizer | None, Quantizer | None]]:
         """Build the (weight, activation) quantizers; errors name the layer."""

@@ -19,13 +19,22 @@ from ..formats import Format, format_real, parse
 _CH_RE = re.compile(r"^(?P<base>.*)@ch(?P<delta>[+-][0-9.eE+-]+)?$")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Quantizer:
     """A resolved tensor quantizer."""
 
     spec: str
     fmt: Format
     channel_sf: np.ndarray | None = None  # per-channel sf along dim 0, Δ included
+
+    def _key(self):
+        return (self.spec, None if self.channel_sf is None else tuple(float(v) for v in self.channel_sf))
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Quantizer) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
 
     @property
     def bits(self) -> int:

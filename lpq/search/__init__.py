@@ -1,0 +1,1 @@
+"""LPQ: genetic search of per-layer formats with a global-local contrastive objective (LPQ.md)."""

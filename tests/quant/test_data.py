@@ -1,0 +1,198 @@
+"""Data (LPQ §6, PIPELINE §9): the embedded digits split, ImageNet-style folders, and a
+calibration subset that never overlaps the evaluation set."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from lpq.data import EvalData, build_data, calibration_subset
+from lpq.data.embedded import SPLIT_SIZES, digits_split
+
+# ---- embedded digits ----------------------------------------------------------------------------
+
+
+def test_digits_split_sizes_disjoint_and_complete():
+    splits = {s: digits_split(s) for s in ("train", "calib", "val")}
+    assert {s: len(d) for s, d in splits.items()} == SPLIT_SIZES == {"train": 1097, "calib": 300, "val": 400}
+    ids = {s: set(d.ids) for s, d in splits.items()}
+    assert all(len(ids[s]) == len(splits[s]) for s in splits)
+    assert not ids["train"] & ids["calib"] and not ids["train"] & ids["val"] and not ids["calib"] & ids["val"]
+    assert len(ids["train"] | ids["calib"] | ids["val"]) == 1797
+    for d in splits.values():
+        assert d.images.shape[1:] == (1, 8, 8) and d.images.dtype == torch.float32
+        assert float(d.images.min()) >= -1.0 and float(d.images.max()) <= 1.0
+        assert set(d.labels.tolist()) == set(range(10))
+    again = digits_split("val")
+    assert again.ids == splits["val"].ids and torch.equal(again.images, splits["val"].images)
+
+
+def test_digits_split_unknown():
+    with pytest.raises(ValueError, match="split='test'"):
+        digits_split("test")
+
+
+def test_embedded_calibration_subset():
+    data = build_data(OmegaConf.create({"kind": "embedded"}))
+    assert data.num_classes == 10 and data.source.startswith("embedded")
+    assert not set(data.calib_ids) & set(data.val_ids)
+    subset, ids = calibration_subset(data, 64, seed=0)
+    assert len(subset) == 64 == len(ids) == len(set(ids))
+    assert set(ids) <= set(data.calib_ids) and not set(ids) & set(data.val_ids)
+    assert list(subset.indices) == sorted(subset.indices)  # index order
+    assert [data.calib_ids[i] for i in subset.indices] == ids
+    assert calibration_subset(data, 64, seed=0)[1] == ids
+    assert calibration_subset(data, 64, seed=1)[1] != ids
+    assert len(calibration_subset(data, 300, seed=0)[1]) == 300
+
+
+@pytest.mark.parametrize("n", [0, 301, -1])
+def test_calibration_subset_size_errors(n):
+    data = build_data(OmegaConf.create({"kind": "embedded"}))
+    with pytest.raises(ValueError, match=f"calib.num_samples={n}"):
+        calibration_subset(data, n, seed=0)
+
+
+def test_calibration_subset_refuses_overlap():
+    ds = digits_split("calib")
+    ids = list(ds.ids)
+    data = EvalData(val=ds, calib=ds, val_ids=ids[:5], calib_ids=ids, num_classes=10, source="t")
+    with pytest.raises(ValueError, match="overlap"):
+        calibration_subset(data, 300, seed=0)
+
+
+def test_unknown_data_kind():
+    with pytest.raises(ValueError, match="data.kind='lmdb'"):
+        build_data(OmegaConf.create({"kind": "lmdb"}))
+
+
+# ---- ImageNet-style folders -----------------------------------------------------------------
+
+
+def _png_tree(root, classes: dict[str, int], size=(10, 12), seed: int = 0):
+    """root/<class>/<i>.png, size = (W, H); returns {relative path: uint8 array}."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for cls, count in classes.items():
+        (root / cls).mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            arr = rng.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
+            Image.fromarray(arr).save(root / cls / f"img{i}.png")
+            arrays[f"{cls}/img{i}.png"] = arr
+    return arrays
+
+
+def _cfg(val_root, calib_root, **over):
+    base = {"kind": "imagefolder", "val_root": None if val_root is None else str(val_root),
+            "calib_root": None if calib_root is None else str(calib_root), "resize": None,
+            "crop": None, "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0], "interpolation": "bilinear"}
+    base.update(over)
+    return OmegaConf.create(base)
+
+
+@pytest.fixture
+def folders(tmp_path):
+    val = tmp_path / "val"
+    calib = tmp_path / "train"
+    arrays = _png_tree(val, {"zebra": 2, "ant": 3, "moth": 1})
+    _png_tree(calib, {"zebra": 2, "ant": 2, "moth": 2}, seed=1)
+    return val, calib, arrays
+
+
+def test_imagefolder_classes_sorted_and_pixels(folders):
+    val, calib, arrays = folders
+    data = build_data(_cfg(val, calib))
+    assert data.val.classes == ["ant", "moth", "zebra"] and data.num_classes == 3
+    assert data.source == f"imagefolder:{val}"
+    assert len(data.val) == 6 and len(data.calib) == 6
+    for (path, label), sid in zip(data.val.samples, data.val_ids):
+        rel = str(path)[len(str(val)) + 1:]
+        assert data.val.classes[label] == rel.split("/")[0]
+        assert sid == f"{val.resolve()}/{rel}"
+    img, label = data.val[0]
+    assert img.shape == (3, 12, 10)  # resize/crop null: native H x W
+    rel = str(data.val.samples[0][0])[len(str(val)) + 1:]
+    want = torch.from_numpy(arrays[rel]).permute(2, 0, 1).float() / 255
+    torch.testing.assert_close(img, want)
+    assert not set(data.val_ids) & set(data.calib_ids)
+    _, ids = calibration_subset(data, 4, seed=0)
+    assert set(ids) <= set(data.calib_ids)
+
+
+def test_imagefolder_resize_crop_and_normalize(folders):
+    val, calib, _ = folders
+    data = build_data(_cfg(val, calib, resize=8, crop=6, mean=[0.5, 0.5, 0.5], std=[0.5, 0.5, 0.5],
+                           interpolation="bicubic"))
+    img, _ = data.val[0]
+    assert img.shape == (3, 6, 6)
+    assert float(img.min()) >= -1.0 - 1e-6 and float(img.max()) <= 1.0 + 1e-6
+
+
+def test_imagefolder_same_root_overlap_detected(folders):
+    val, _, _ = folders
+    data = build_data(_cfg(val, val))
+    with pytest.raises(ValueError, match="overlap.*disjoint folders"):
+        calibration_subset(data, 6, seed=0)
+
+
+def test_imagefolder_symlinked_root_overlap_detected(folders, tmp_path):
+    val, _, _ = folders
+    link = tmp_path / "val_link"
+    link.symlink_to(val, target_is_directory=True)
+    data = build_data(_cfg(val, link))
+    with pytest.raises(ValueError, match="overlap"):
+        calibration_subset(data, 6, seed=0)
+
+
+@pytest.mark.parametrize("which", ["val_root", "calib_root"])
+def test_imagefolder_missing_root(folders, tmp_path, which):
+    val, calib, _ = folders
+    roots = {"val_root": val, "calib_root": calib, which: tmp_path / "does_not_exist"}
+    with pytest.raises(ValueError, match=f"data.{which}=.*does not exist"):
+        build_data(_cfg(roots["val_root"], roots["calib_root"]))
+
+
+@pytest.mark.parametrize("value", [None, "", "???"])
+def test_imagefolder_unset_root(folders, value):
+    _, calib, _ = folders
+    with pytest.raises(ValueError, match="data.val_root is not set"):
+        build_data(_cfg(value, calib))
+
+
+def test_imagefolder_empty_roots(folders, tmp_path):
+    _, calib, _ = folders
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="no class sub-folders"):
+        build_data(_cfg(empty, calib))
+    (empty / "cat").mkdir()
+    (empty / "cat" / "notes.txt").write_text("not an image")
+    with pytest.raises(ValueError, match="no images"):
+        build_data(_cfg(empty, calib))
+    a_file = tmp_path / "file.png"
+    a_file.write_bytes(b"x")
+    with pytest.raises(ValueError, match="not a directory"):
+        build_data(_cfg(a_file, calib))
+
+
+def test_imagefolder_bad_interpolation(folders):
+    val, calib, _ = folders
+    with pytest.raises(ValueError, match="data.interpolation='cubic'"):
+        build_data(_cfg(val, calib, interpolation="cubic"))
+
+
+def test_imagefolder_from_hydra_config_group(folders):
+    """conf/data/imagefolder.yaml composes and builds (defaults: resize 256, crop 224)."""
+    from lpq.cli import compose
+
+    val, calib, _ = folders
+    cfg = compose(["data=imagefolder", f"data.val_root={val}", f"data.calib_root={calib}",
+                   "data.resize=16", "data.crop=12"])
+    assert cfg.data.interpolation == "bilinear" and list(cfg.data.mean) == [0.485, 0.456, 0.406]
+    data = build_data(cfg.data)
+    assert data.val[0][0].shape == (3, 12, 12)
+    defaults = compose(["data=imagefolder"])
+    assert defaults.data.resize == 256 and defaults.data.crop == 224
