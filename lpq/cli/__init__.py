@@ -1,6 +1,6 @@
 """`lpq <command> key=value ...`: one Hydra-configured entry point for every command.
 
-Commands: train, evaluate. Overrides use Hydra's grammar; format spec strings are quoted for
+Commands: train, evaluate, search. Overrides use Hydra's grammar; format spec strings are quoted for
 Hydra automatically (LP-FORMAT §7), so `quant.w_format='lp<8,*,*,*>'` works as written.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 log = logging.getLogger("lpq")
 
 SPEC_KEYS = ("quant.w_format", "quant.a_format")
-COMMANDS = ("train", "evaluate")
+COMMANDS = ("train", "evaluate", "search")
 
 
 def conf_dir() -> Path:
@@ -105,7 +105,11 @@ def main(argv: list[str] | None = None) -> int:
             from .evaluate import run_evaluate
 
             run_evaluate(cfg, out_dir)
-    except ValueError as err:
+        elif command == "search":
+            from .search import run_search
+
+            run_search(cfg, out_dir)
+    except (ValueError, OSError) as err:  # bad input; OSError: unreadable files (e.g. corrupt images)
         print(f"error: {err}", file=sys.stderr)
         return 2
     _write_provenance(out_dir, cfg, overrides)

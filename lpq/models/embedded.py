@@ -32,6 +32,8 @@ class ResidualBlock(nn.Module):
 class DigitsCNN(nn.Module):
     """A ResNet-style CNN for 8x8 digits: stem, two residual stages, pooling, classifier."""
 
+    lpq_taps = ("stem", "layer1", "layer2")  # LPQ local terms: each conv / residual block
+
     def __init__(self, num_classes: int = NUM_CLASSES, width: int = 16):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(INPUT_SHAPE[0], width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU())

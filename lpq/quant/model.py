@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import types
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -79,6 +80,8 @@ class QuantModel(nn.Module):
         self.observer: Observer | None = None
         self._fp_weights: dict[str, torch.Tensor] = {}
         self._layers: dict[str, nn.Module] = {}
+        self._weight_cache: OrderedDict = OrderedDict()
+        self._weight_cache_bytes = 0
         names = {n for n, _ in model.named_modules()}
         unknown = self.skip - names - {n + s for n in names for s in (".qk", ".av")}
         if unknown:
@@ -98,6 +101,7 @@ class QuantModel(nn.Module):
                     if name + suffix not in self.skip:
                         units[name + suffix] = Unit(name + suffix, suffix[1:])
         self.units = self._execution_order(units, example_input)
+        self._weight_cache_budget = 2 * sum(w.numel() * w.element_size() for w in self._fp_weights.values())
 
     # ---- hooks ------------------------------------------------------------------------------
     def _make_pre_hook(self, name: str):
@@ -157,16 +161,34 @@ class QuantModel(nn.Module):
         unknown = set(quantizers) - set(self.unit_names)
         if unknown:
             raise ValueError(f"quantization config names unknown layers: {sorted(unknown)[:5]}; known: {self.unit_names[:5]}...")
+        old_w = self._w_q
         self._w_q, self._a_q, self._mm_q = {}, {}, {}
         for unit in self.units:
             wq, aq = quantizers.get(unit.name, (None, None))
             if unit.kind in ("qk", "av"):
                 self._mm_q[unit.name] = (aq, wq)
                 continue
-            layer = self._layers[unit.name]
-            fp = self._fp_weights[unit.name]
-            layer.weight.copy_(wq(fp) if wq is not None else fp)
+            if unit.name not in old_w or old_w[unit.name] != wq:  # weights change only when their quantizer does
+                self._layers[unit.name].weight.copy_(self._quantized_weight(unit.name, wq))
             self._w_q[unit.name], self._a_q[unit.name] = wq, aq
+
+    def _quantized_weight(self, name: str, wq: Quantizer | None) -> torch.Tensor:
+        """The weight of `name` under `wq`, from an LRU cache bounded to twice the FP32 weights
+        (LPQ §8.3): searches revisit the same (layer, quantizer) pairs constantly."""
+        fp = self._fp_weights[name]
+        if wq is None:
+            return fp
+        key = (name, wq)
+        cache = self._weight_cache
+        hit = cache.pop(key, None)
+        if hit is None:
+            hit = wq(fp)
+            self._weight_cache_bytes += hit.numel() * hit.element_size()
+            while cache and self._weight_cache_bytes > self._weight_cache_budget:
+                _, old = cache.popitem(last=False)
+                self._weight_cache_bytes -= old.numel() * old.element_size()
+        cache[key] = hit
+        return hit
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)

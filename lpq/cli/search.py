@@ -1,0 +1,139 @@
+"""`lpq search`: the LPQ genetic search (or `search=none`: uniform calibrated PTQ) on the
+calibration set; writes out_dir/qconfig.json, search_log.csv and search.json (LPQ §11)."""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import torch
+
+from ..data import calibration_subset
+from ..pipeline import atomic
+from ..quant.ptq import average_bits, collect_statistics
+from ..quant.qconfig import LayerQ, QConfig
+from ..quant.quantizer import make_quantizer
+from ..search.fitness import FitnessEvaluator, FitnessSettings
+from ..search.ga import GASettings, LPQSearch
+from ..search.genome import Side, make_family
+from ..search.runner import SegmentedModel, default_taps
+from .evaluate import build_quant_model
+
+log = logging.getLogger("lpq")
+
+
+def calibration_batches(cfg, data) -> tuple[list[torch.Tensor], list[str]]:
+    """Fixed calibration batches (composition and order), incomplete last batch dropped (LPQ §6)."""
+    calib, ids = calibration_subset(data, int(cfg.calib.num_samples), int(cfg.calib.seed))
+    batch = int(cfg.calib.batch)
+    if len(calib) < batch:
+        raise ValueError(f"calib.num_samples={len(calib)} is smaller than calib.batch={batch}: no complete batch")
+    loader = torch.utils.data.DataLoader(calib, batch_size=batch, shuffle=False, drop_last=True)
+    return [images.to(cfg.device) for images, _ in loader], ids
+
+
+def build_sides(qm, segment_of: dict, pin_first_last: bool) -> list[Side]:
+    layers = [u.name for u in qm.units if u.kind in ("conv", "linear")]
+    pinned = {layers[0], layers[-1]} if pin_first_last and layers else set()
+    sides = []
+    for u in qm.units:
+        seg = segment_of[u.name]
+        if u.kind in ("conv", "linear"):
+            sides.append(Side(u.name, "w", True, u.weight_numel, u.name in pinned, seg))
+            sides.append(Side(u.name, "a", False, u.side_numel.get("a", 0), u.name in pinned, seg))
+        else:  # attention matmul: both operands are activations
+            sides.append(Side(u.name, "a", False, u.side_numel.get("a", 0), False, seg))
+            sides.append(Side(u.name, "w", False, u.side_numel.get("w", 0), False, seg))
+    return sides
+
+
+def run_search(cfg, out_dir: Path) -> dict:
+    start = time.perf_counter()
+    s = cfg.search
+    if bool(cfg.quant.per_channel):
+        raise ValueError("quant.per_channel=true is not supported by lpq search yet (per-tensor only)")
+    family = make_family(str(s.format), list(s.bits), float(s.sf_step), int(s.es_max))
+    settings = GASettings(
+        population=int(s.population), generations=int(s.generations), tournament=int(s.tournament),
+        elites=int(s.elites), p_crossover=float(s.p_crossover), k_mut=float(s.k_mut), patience=int(s.patience),
+        max_evals=int(s.max_evals), w_bits=float(cfg.budget.w_bits), a_bits=float(cfg.budget.a_bits),
+        mode=str(cfg.budget.mode), mixed=bool(s.mixed), seed=int(cfg.seed),
+    )
+    if settings.mode not in ("repair", "penalty"):
+        raise ValueError(f"budget.mode={settings.mode!r} is invalid: need repair or penalty")
+    if min(family.bits) > min(settings.w_bits, settings.a_bits):  # reject before any work
+        raise ValueError(f"budget w_bits={settings.w_bits}, a_bits={settings.a_bits} is infeasible: below the "
+                         f"smallest allowed width {min(family.bits)} of search.bits={list(family.bits)}")
+    data, loaded, qm = build_quant_model(cfg)
+    batches, calib_ids = calibration_batches(cfg, data)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.cat(batches)), batch_size=len(batches[0]))
+    stats = collect_statistics(qm, [(x, None) for (x,) in loader], int(cfg.calib.subsample), int(cfg.calib.seed), cfg.device)
+    taps = list(cfg.model.get("taps") or default_taps(qm.model))
+    seg = SegmentedModel(qm, taps)
+    fit_settings = FitnessSettings(objective=str(s.objective), tau=float(s.tau),
+                                   lam=0.0 if s.objective == "global_only" else float(s.lam),
+                                   pooling=str(cfg.calib.pooling), prefix_reuse=bool(s.prefix_reuse))
+    evaluator = FitnessEvaluator(qm, seg, batches, fit_settings)
+    sides = build_sides(qm, seg.unit_segment, bool(s.pin_first_last))
+    side_data = [qm.fp_weight(sd.unit).cpu().numpy() if sd.is_weight else stats[(sd.unit, sd.side)] for sd in sides]
+    lpq = LPQSearch(sides, family, [0.0] * len(sides), side_data, evaluator, settings, int(cfg.calib.seed))
+    lpq.sf0 = [family.sf0(8 if sd.pinned else (lpq.n_budget_w if sd.is_weight else lpq.n_budget_a), x, int(cfg.calib.seed))
+               for sd, x in zip(sides, side_data)]
+    log.info("%s: %d units (%d sides), taps %s, %d calibration batches of %d", loaded.name, len(qm.units), len(sides),
+             seg.taps, len(batches), len(batches[0]))
+    if s.name == "none":
+        n_of = [8 if sd.pinned else (lpq.n_budget_w if sd.is_weight else lpq.n_budget_a) for sd in sides]
+        init = family.init_mse if family.name == "lp" else family.init_med
+        best = lpq.repair(tuple(init(n, x, sf0, int(cfg.calib.seed)) for n, x, sf0 in zip(n_of, side_data, lpq.sf0)))
+        lpq.population = [best]
+        lpq._record(lpq.fitness_of([best]), start)
+    else:
+        digest = lpq.digest({"model": loaded.name, "weights": loaded.weights_source, "calib_ids": calib_ids,
+                             "taps": seg.taps, "fitness": vars(fit_settings)})
+        best = lpq.run(out_dir / ".ckpt" / "search.json", resume=bool(s.resume), digest=digest)
+    return _write_outputs(cfg, out_dir, qm, lpq, best, evaluator, loaded, start)
+
+
+def _write_outputs(cfg, out_dir, qm, lpq: LPQSearch, best, evaluator, loaded, start) -> dict:
+    specs = lpq.specs(best)
+    layers = {}
+    for u in lpq.units:
+        entry = {"w": None, "a": None}
+        for i in lpq.unit_sides[u]:
+            entry[lpq.sides[i].side] = specs[i]
+        layers[u] = LayerQ(entry["w"], entry["a"])
+    qc = QConfig(layers, {"model": loaded.name, "search_format": lpq.family.name, "source": "lpq search"})
+    qc.save(out_dir / "qconfig.json")
+    rows = [[h["generation"], h["best_fitness"], h["mean_fitness"], h["avg_w_bits"], h["avg_a_bits"], h["evaluations"],
+             h["seconds"]] for h in lpq.history]
+    atomic.write_csv(out_dir / "search_log.csv", ["generation", "best_fitness", "mean_fitness", "avg_w_bits",
+                                                  "avg_a_bits", "evaluations", "seconds"], rows)
+    terms = lpq.memo[lpq.key(best)]
+    w_s, a_s = lpq.avg_bits(best, searched_only=True)
+    bits_all = average_bits(qm, qc)
+    weights_bits = sum(u.weight_numel * (make_quantizer(qc.layers[u.name].w).bits if qc.layers.get(u.name) and qc.layers[u.name].w else 32)
+                       for u in qm.units if u.kind in ("conv", "linear"))
+    other_params = sum(p.numel() for p in qm.model.parameters()) - sum(u.weight_numel for u in qm.units)
+    report = {
+        "model": loaded.name, "family": lpq.family.name, "search": str(cfg.search.name),
+        "targets": {"w_bits": lpq.s.w_bits, "a_bits": lpq.s.a_bits, "mode": lpq.s.mode},
+        "settings": {k: v for k, v in vars(lpq.s).items()}, "bits": list(lpq.family.bits), "seed": int(cfg.seed),
+        "calib_seed": int(cfg.calib.seed), "calib_samples": int(cfg.calib.num_samples),
+        "taps": evaluator.seg.taps,
+        "layers": {u.name: {"P": u.weight_numel, "A": u.act_numel} for u in qm.units},
+        "fitness": terms["fitness"], "fitness_terms": {k: v for k, v in terms.items() if k != "fitness"},
+        "fitness_fp_reference": evaluator.reference["fitness"],
+        "fitness_minus_fp": terms["fitness"] - evaluator.reference["fitness"],
+        "avg_w_bits_searched": w_s, "avg_a_bits_searched": a_s,
+        "avg_w_bits": bits_all["avg_w_bits"], "avg_a_bits": bits_all["avg_a_bits"],
+        "compression": bits_all["compression"],
+        "weights_mb": (weights_bits + 32 * other_params) / 8 / 2**20,
+        "evaluations": len(lpq.memo), "generations_run": lpq.generation,
+        "prefix_reuse": {"segments_run": evaluator.stats.segments_run, "segments_total": evaluator.stats.segments_total},
+        "wall_s": round(time.perf_counter() - start, 3),
+    }
+    atomic.write_json(out_dir / "search.json", report)
+    log.info("%s %s: fitness %.5f (FP reference %.5f), bits w %.3f a %.3f, compression %.2fx, %d evaluations, %.1f s",
+             loaded.name, lpq.family.name, report["fitness"], report["fitness_fp_reference"], report["avg_w_bits"] or 0,
+             report["avg_a_bits"] or 0, report["compression"] or 0, report["evaluations"], report["wall_s"])
+    return report

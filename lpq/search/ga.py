@@ -1,0 +1,290 @@
+"""The LPQ genetic algorithm (LPQ §2-§5, §10): initialisation from calibration, tournament
+selection, layer-wise crossover, mutation, repair (incl. the bit budget), elitism, early
+stopping, a fitness memo, and a checkpoint after every generation that resumes identically."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..pipeline import atomic
+from ..pipeline.progress import progress
+from ..quant.quantizer import make_quantizer
+from .fitness import FitnessEvaluator
+from .genome import Family, Gene, Side
+
+log = logging.getLogger("lpq")
+CKPT_SCHEMA = 1
+
+
+@dataclass
+class GASettings:
+    population: int = 8
+    generations: int = 6
+    tournament: int = 3
+    elites: int = 1
+    p_crossover: float = 0.8
+    k_mut: float = 2.0
+    patience: int = 3
+    max_evals: int = 50
+    w_bits: float = 4.0
+    a_bits: float = 4.0
+    mode: str = "repair"  # repair | penalty
+    mixed: bool = True
+    penalty_mu: float = 10.0
+    seed: int = 0
+
+
+Genome = tuple[Gene, ...]
+
+
+class LPQSearch:
+    """One search over the sides of a quantized model with one format family."""
+
+    def __init__(self, sides: list[Side], family: Family, sf0: list[float], data: list[np.ndarray],
+                 evaluator: FitnessEvaluator, settings: GASettings, calib_seed: int = 0):
+        self.sides, self.family, self.sf0, self.data = sides, family, sf0, data
+        self.ev, self.s, self.calib_seed = evaluator, settings, calib_seed
+        self.units = list(dict.fromkeys(side.unit for side in sides))
+        self.unit_sides = {u: [i for i, sd in enumerate(sides) if sd.unit == u] for u in self.units}
+        self.searchable = [i for i, sd in enumerate(sides) if not sd.pinned]
+        self.memo: dict[str, dict] = {}
+        self.history: list[dict] = []
+        self.generation = 0
+        self.population: list[Genome] = []
+        ss = np.random.SeedSequence(settings.seed).spawn(2)
+        self.rng = np.random.default_rng(ss[0])  # GA stream (the second is reserved for Evol-Q noise)
+        lowest = min(family.bits)
+        for what, target in (("budget.w_bits", settings.w_bits), ("budget.a_bits", settings.a_bits)):
+            if target < lowest:
+                raise ValueError(f"{what}={target} is infeasible: below the smallest allowed width {lowest} "
+                                 f"of search.bits={list(family.bits)} for search.format={family.name}")
+        self.n_budget_w = max(b for b in family.bits if b <= settings.w_bits)
+        self.n_budget_a = max(b for b in family.bits if b <= settings.a_bits)
+
+    # ---- genome helpers -----------------------------------------------------------------------
+    def specs(self, g: Genome) -> tuple[str, ...]:
+        return tuple(self.family.spec(gene) for gene in g)
+
+    def key(self, g: Genome) -> str:
+        return "|".join(self.specs(g))
+
+    def quantizers(self, g: Genome) -> dict:
+        specs = self.specs(g)
+        out: dict = {}
+        for u in self.units:
+            w = a = None
+            for i in self.unit_sides[u]:
+                q = make_quantizer(specs[i])
+                if self.sides[i].side == "w":
+                    w = q
+                else:
+                    a = q
+            out[u] = (w, a)
+        return out
+
+    def segment_keys(self, g: Genome) -> tuple:
+        specs = self.specs(g)
+        per_seg: dict[int, list[str]] = {}
+        for i, sd in enumerate(self.sides):
+            per_seg.setdefault(sd.segment, []).append(specs[i])
+        return tuple("|".join(per_seg.get(s, [])) for s in range(self.ev.seg.num_segments))
+
+    def avg_bits(self, g: Genome, searched_only: bool = True) -> tuple[float, float]:
+        wn = wd = an = ad = 0.0
+        for i, sd in enumerate(self.sides):
+            if searched_only and sd.pinned:
+                continue
+            if sd.is_weight:
+                wn += sd.numel * g[i][0]
+                wd += sd.numel
+            else:
+                an += sd.numel * g[i][0]
+                ad += sd.numel
+        return (wn / wd if wd else 0.0), (an / ad if ad else 0.0)
+
+    # ---- repair and operators (LPQ §2.3, §5.2) --------------------------------------------------
+    def repair(self, g: Genome) -> Genome:
+        genes = list(g)
+        for i, sd in enumerate(self.sides):
+            gene = genes[i]
+            if not self.s.mixed and not sd.pinned:
+                gene = self.family.with_n(gene, self.n_budget_w if sd.is_weight else self.n_budget_a)
+            genes[i] = self.family.repair(gene, self.sf0[i], sd.pinned)
+        if self.s.mode == "repair":
+            self._repair_budget(genes)
+        return tuple(genes)
+
+    def _repair_budget(self, genes: list) -> None:
+        lowest = min(self.family.bits)
+        for is_weight, target in ((True, self.s.w_bits), (False, self.s.a_bits)):
+            while True:
+                w, a = self.avg_bits(tuple(genes))
+                if (w if is_weight else a) <= target + 1e-9:
+                    break
+                cand = [i for i, sd in enumerate(self.sides)
+                        if sd.is_weight == is_weight and not sd.pinned and genes[i][0] > lowest]
+                if not cand:
+                    break
+                p = np.array([self.sides[i].numel for i in cand], dtype=np.float64)
+                i = cand[int(self.rng.choice(len(cand), p=p / p.sum()))]
+                lower = max(b for b in self.family.bits if b < genes[i][0])
+                genes[i] = self.family.repair(self.family.with_n(genes[i], lower), self.sf0[i], False)
+
+    def mutate(self, g: Genome) -> Genome:
+        genes = list(g)
+        U = len(self.searchable)
+        if U == 0:
+            return g
+        chosen = [i for i in self.searchable if self.rng.random() < min(1.0, self.s.k_mut / U)]
+        if not chosen:
+            chosen = [self.searchable[int(self.rng.integers(U))]]
+        for i in chosen:
+            genes[i] = self.family.mutate(genes[i], self.rng)
+        return tuple(genes)
+
+    def crossover(self, a: Genome, b: Genome) -> Genome:
+        genes = list(a)
+        for u in self.units:
+            if self.rng.random() < 0.5:
+                for i in self.unit_sides[u]:
+                    genes[i] = b[i]
+        return tuple(genes)
+
+    def tournament(self, fitness: list[float]) -> int:
+        k = min(self.s.tournament, len(fitness))
+        picks = sorted(self.rng.choice(len(fitness), size=k, replace=False).tolist())
+        return min(picks, key=lambda i: (fitness[i], i))
+
+    # ---- initialisation (LPQ §3) -----------------------------------------------------------------
+    def initial_population(self) -> list[Genome]:
+        i_med, i_mse = [], []
+        for i, sd in enumerate(self.sides):
+            n = 8 if sd.pinned else (self.n_budget_w if sd.is_weight else self.n_budget_a)
+            i_med.append(self.family.init_med(n, self.data[i], self.sf0[i], self.calib_seed))
+            i_mse.append(self.family.init_mse(n, self.data[i], self.sf0[i], self.calib_seed))
+        seeds = [self.repair(tuple(i_med)), self.repair(tuple(i_mse))]
+        pop = list(seeds[: self.s.population])
+        while len(pop) < self.s.population:
+            base = list(seeds[len(pop) % 2])
+            for i in self.searchable:
+                if self.rng.random() < 0.5:
+                    base[i] = self.family.mutate(base[i], self.rng)
+            pop.append(self.repair(tuple(base)))
+        return pop
+
+    # ---- fitness ---------------------------------------------------------------------------------
+    def fitness_of(self, genomes: list[Genome]) -> list[float]:
+        todo, seen = [], set()
+        for g in genomes:
+            k = self.key(g)
+            if k not in self.memo and k not in seen:
+                seen.add(k)
+                todo.append(g)
+        if todo:
+            results = self.ev.evaluate([self.quantizers(g) for g in todo], [self.segment_keys(g) for g in todo])
+            for g, r in zip(todo, results):
+                if self.s.mode == "penalty":
+                    w, a = self.avg_bits(g)
+                    r["penalty"] = self.s.penalty_mu * (max(0.0, w - self.s.w_bits) + max(0.0, a - self.s.a_bits))
+                    r["fitness"] += r["penalty"]
+                self.memo[self.key(g)] = r
+        return [self.memo[self.key(g)]["fitness"] for g in genomes]
+
+    def best(self) -> Genome:
+        """Lowest fitness ever evaluated; ties: fewer average bits, then the earlier one."""
+        candidates = [g for rec in self.history for g in [tuple(tuple(x) for x in rec["best_genome"])]]
+        candidates += self.population
+        ranked = sorted(range(len(candidates)), key=lambda j: (self.memo[self.key(candidates[j])]["fitness"],
+                                                               sum(self.avg_bits(candidates[j])), j))
+        return candidates[ranked[0]]
+
+    # ---- checkpoint (LPQ §10) --------------------------------------------------------------------
+    def digest(self, extra: dict) -> str:
+        settings = {k: v for k, v in asdict(self.s).items() if k not in ("generations", "patience", "max_evals")}
+        blob = json.dumps({"settings": settings, "family": self.family.name, "bits": list(self.family.bits),
+                           "sides": [asdict(sd) for sd in self.sides], "sf0": self.sf0, **extra}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def save_checkpoint(self, path: Path, digest: str) -> None:
+        state = {
+            "schema_version": CKPT_SCHEMA, "digest": digest, "generation": self.generation,
+            "population": [list(map(list, g)) for g in self.population], "memo": self.memo,
+            "history": self.history, "rng": self.rng.bit_generator.state,
+        }
+        atomic.write_json(path, state)
+
+    def load_checkpoint(self, path: Path, digest: str) -> None:
+        state = json.loads(Path(path).read_text())
+        if state.get("schema_version") != CKPT_SCHEMA:
+            raise ValueError(f"checkpoint {path} has schema_version {state.get('schema_version')}, need {CKPT_SCHEMA}")
+        if state["digest"] != digest:
+            raise ValueError(f"checkpoint {path} was made with a different configuration (digest {state['digest']} != "
+                             f"{digest}): model, calibration data, family, bits, budget or GA settings differ; "
+                             "delete the checkpoint or use search.resume=false")
+        self.generation = state["generation"]
+        self.population = [tuple(tuple(x) for x in g) for g in state["population"]]
+        self.memo = state["memo"]
+        self.history = state["history"]
+        self.rng.bit_generator.state = state["rng"]
+
+    # ---- the loop (LPQ §5.1) ---------------------------------------------------------------------
+    def run(self, ckpt: Path | None = None, resume: bool = False, digest: str = "") -> Genome:
+        start = time.perf_counter()
+        if resume and ckpt is not None and ckpt.is_file():
+            self.load_checkpoint(ckpt, digest)
+            log.info("resumed search at generation %d from %s", self.generation, ckpt)
+        if not self.population:
+            self.population = self.initial_population()
+            self._record(self.fitness_of(self.population), start)
+            if ckpt is not None:
+                self.save_checkpoint(ckpt, digest)
+        gens = range(self.generation + 1, self.s.generations + 1)
+        for g_idx in progress(gens, desc=f"LPQ search ({self.family.name})", unit="generation"):
+            if self._should_stop():
+                break
+            fit = self.fitness_of(self.population)
+            order = sorted(range(len(self.population)), key=lambda j: (fit[j], j))
+            elites = [self.population[j] for j in order[: self.s.elites]]
+            children = []
+            while len(children) < self.s.population - len(elites):
+                a = self.population[self.tournament(fit)]
+                b = self.population[self.tournament(fit)]
+                child = self.crossover(a, b) if self.rng.random() < self.s.p_crossover else a
+                children.append(self.repair(self.mutate(child)))
+            self.population = elites + children
+            self.generation = g_idx
+            self._record(self.fitness_of(self.population), start)
+            if ckpt is not None:
+                self.save_checkpoint(ckpt, digest)
+        return self.best()
+
+    def _record(self, fit: list[float], start: float) -> None:
+        j = min(range(len(fit)), key=lambda i: (fit[i], i))
+        best = self.population[j]
+        w, a = self.avg_bits(best)
+        prev_best = min([h["best_fitness"] for h in self.history], default=float("inf"))
+        rec = {"generation": self.generation, "best_fitness": min(fit[j], prev_best), "mean_fitness": float(np.mean(fit)),
+               "avg_w_bits": w, "avg_a_bits": a, "evaluations": len(self.memo),
+               "seconds": round(time.perf_counter() - start, 3), "best_genome": [list(x) for x in best]}
+        self.history.append(rec)
+        log.info("generation %d: best F %.5f (this generation %.5f), mean %.5f, bits w %.2f a %.2f, %d evaluations",
+                 self.generation, rec["best_fitness"], fit[j], rec["mean_fitness"], w, a, rec["evaluations"])
+
+    def _should_stop(self) -> bool:
+        if len(self.memo) >= self.s.max_evals:
+            log.info("stopping: %d evaluations reached search.max_evals=%d", len(self.memo), self.s.max_evals)
+            return True
+        p = self.s.patience
+        if p and len(self.history) > p:
+            old = self.history[-p - 1]["best_fitness"]
+            new = self.history[-1]["best_fitness"]
+            if old - new < 1e-4 * abs(new):
+                log.info("stopping: no relative improvement > 1e-4 in %d generations", p)
+                return True
+        return False

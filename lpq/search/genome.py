@@ -1,0 +1,359 @@
+"""Genes of every searchable family and their operators (LPQ §2, §3, §5.2).
+
+A genome is a tuple with one gene per searched side (unit, 'w' | 'a'); a gene is a small
+tuple whose first element is the bit width n. Each family knows how to print its quantizer
+string, initialise, mutate and repair its genes. Randomness comes only from the GA stream.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..formats import parse
+from ..formats.calibrate import calibrate_sf, default_rule, quantization_mse, calibration_sample
+from ..formats.grid_mse import sort_magnitudes
+from ..formats.lp import F32_MAX_EXP, F32_MIN_EXP, lp_range
+from ..formats.spec import format_real
+from ..quant.calibrate import calibrate_lp, median_sf
+
+FAMILIES = ("lp", "int", "fp", "posit", "af", "ant")
+SF_WINDOW = 8.0
+SF_LIMIT = 126.0
+ANT_TYPES = ("int", "flint", "pot")
+
+
+@dataclass(frozen=True)
+class Side:
+    """One searched tensor: a layer's weight or one of its activation operands."""
+
+    unit: str
+    side: str  # "w" | "a"
+    is_weight: bool  # counts towards the weight budget (conv/linear weights)
+    numel: int  # P_l for weights, activation elements per sample otherwise
+    pinned: bool
+    segment: int  # prefix-reuse segment of the unit
+
+
+Gene = tuple
+
+
+class Family:
+    """Gene logic of one format family (subclasses below)."""
+
+    name = ""
+    sf_sigma = 0.125
+    anchor_max = True  # sf follows max(Q0) when n changes (scaled families)
+
+    def __init__(self, bits: tuple[int, ...], sf_step: float, es_max: int = 3):
+        self.bits = tuple(sorted(b for b in bits if b >= self.min_bits))
+        if not self.bits:
+            raise ValueError(f"search.bits={list(bits)} has no width usable by search.format={self.name}")
+        self.sf_step = sf_step
+        self.es_max = es_max
+
+    min_bits = 2
+
+    # ---- strings --------------------------------------------------------------------------
+    def spec(self, g: Gene) -> str:
+        raise NotImplementedError
+
+    def base(self, g: Gene) -> str:
+        """Spec of the unscaled format (structure only)."""
+        return self.spec(g).partition("@")[0]
+
+    # ---- structure ------------------------------------------------------------------------
+    def structures(self, n: int) -> list[tuple]:
+        """All structural gene values (between n and sf) allowed at width n."""
+        return [()]
+
+    def default_structure(self, n: int) -> tuple:
+        return self.structures(n)[0]
+
+    def clamp_structure(self, n: int, s: tuple) -> tuple:
+        allowed = self.structures(n)
+        return s if s in allowed else min(allowed, key=lambda a: sum(abs(x - y) for x, y in zip(a, s) if isinstance(x, int)))
+
+    def make(self, n: int, s: tuple, sf: float) -> Gene:
+        return (n,) + tuple(s) + (sf,)
+
+    def structure_of(self, g: Gene) -> tuple:
+        return tuple(g[1:-1])
+
+    # ---- sf --------------------------------------------------------------------------------
+    def snap(self, sf: float) -> float:
+        return float(np.round(sf / self.sf_step) * self.sf_step) if self.sf_step else float(sf)
+
+    def sf_bounds(self, g: Gene, sf0: float) -> tuple[float, float]:
+        return max(sf0 - SF_WINDOW, -SF_LIMIT), min(sf0 + SF_WINDOW, SF_LIMIT)
+
+    def clamp_sf(self, g: Gene, sf: float, sf0: float) -> float:
+        lo, hi = self.sf_bounds(g, sf0)
+        sf = self.snap(min(max(sf, lo), hi))
+        if sf < lo:
+            sf += self.sf_step or 0.0
+        if sf > hi:
+            sf -= self.sf_step or 0.0
+        return sf + 0.0
+
+    @functools.lru_cache(maxsize=None)
+    def max_q0(self, base: str) -> float:
+        return parse(base).max
+
+    # ---- operators ------------------------------------------------------------------------
+    def repair(self, g: Gene, sf0: float, pinned: bool) -> Gene:
+        """LPQ §2.3 steps 1-3: snap n (pinned: 8), clamp structure, snap and clamp sf."""
+        g = self.with_n(g, 8 if pinned else self.nearest_bits(g[0]))
+        return g[:-1] + (self.clamp_sf(g, g[-1], sf0),)
+
+    def with_n(self, g: Gene, n: int) -> Gene:
+        return self.reshape(g, n, self.structure_of(g))
+
+    def reshape(self, g: Gene, n: int, structure: tuple) -> Gene:
+        """The gene with width n and structure (clamped at n). For scaled families (int, fp,
+        ant) sf shifts by log2 of the max(Q0) ratio so the represented range stays put when n,
+        e or the ANT type change (project choice, README)."""
+        s = self.clamp_structure(n, tuple(structure))
+        sf = g[-1]
+        if self.anchor_max:
+            old = self.make(g[0], self.clamp_structure(g[0], self.structure_of(g)), 0.0)
+            new = self.make(n, s, 0.0)
+            if old != new:
+                sf += math.log2(self.max_q0(self.base(new)) / self.max_q0(self.base(old)))
+        return self.make(n, s, sf)
+
+    def nearest_bits(self, n: int) -> int:
+        return min(self.bits, key=lambda b: (abs(b - n), b))  # ties: down
+
+    def mutate(self, g: Gene, rng: np.random.Generator) -> Gene:
+        """Each gene mutates with probability 1/2, at least one (LPQ §5.2)."""
+        k = len(g)
+        chosen = rng.random(k) < 0.5
+        if not chosen.any():
+            chosen[rng.integers(k)] = True
+        for i in np.nonzero(chosen)[0]:
+            value = self.move(g, int(i), rng)
+            if i == 0:
+                g = self.with_n(g, value)
+            elif i == k - 1:
+                g = g[:-1] + (value,)
+            else:
+                structure = list(self.structure_of(g))
+                structure[i - 1] = value
+                g = self.reshape(g, g[0], tuple(structure))
+        return g
+
+    def move(self, g: Gene, i: int, rng: np.random.Generator):
+        n = g[0]
+        if i == 0:  # n: neighbouring allowed width, inwards at an end
+            idx = self.bits.index(self.nearest_bits(n))
+            step = 1 if rng.random() < 0.5 else -1
+            if not 0 <= idx + step < len(self.bits):
+                step = -step
+            return self.bits[min(max(idx + step, 0), len(self.bits) - 1)]
+        if i == len(g) - 1:  # sf
+            return g[-1] + float(rng.normal(0.0, self.sigma(g)))
+        value = g[i]  # integer structural gene: +-1, the other way if clamping undoes it
+        step = 1 if rng.random() < 0.5 else -1
+        for s in (step, -step):
+            trial = list(g)
+            trial[i] = value + s
+            if self.clamp_structure(n, tuple(trial[1:-1]))[i - 1] != value:
+                return value + s
+        return value
+
+    def sigma(self, g: Gene) -> float:
+        return self.sf_sigma
+
+    # ---- initialisation (LPQ §3) ------------------------------------------------------------
+    def sf0(self, n: int, x: np.ndarray, seed: int) -> float:
+        """Centre of the sf window: the family's default scale rule at its default structure."""
+        fmt = parse(self.base(self.make(n, self.default_structure(n), 0.0)))
+        return self.snap(calibrate_sf(fmt, x, default_rule(fmt), seed=seed))
+
+    def init_med(self, n: int, x: np.ndarray, sf0: float, seed: int) -> Gene:
+        return self.make(n, self.default_structure(n), sf0)
+
+    def init_mse(self, n: int, x: np.ndarray, sf0: float, seed: int) -> Gene:
+        """Structure and sf of least quantization MSE (`mse` scale rule per structure)."""
+        sample = calibration_sample(x, seed)
+        best = None
+        for s in self.structures(n):
+            fmt = parse(self.base(self.make(n, s, 0.0)))
+            sf = self.snap(calibrate_sf(fmt, sample, "mse", seed=seed))
+            mse = float(quantization_mse(fmt, sample, np.array([sf]))[0])
+            if best is None or mse < best[0]:
+                best = (mse, s, sf)
+        return self.make(n, best[1], best[2])
+
+
+class LPFamily(Family):
+    name = "lp"
+    anchor_max = False  # sf centres the tapered grid (median rule); it does not follow max(Q0)
+
+    def structures(self, n):
+        es_hi = min(self.es_max, max(0, n - 2))
+        if n == 2:
+            return [(0, 1)]
+        return [(es, rs) for es in range(es_hi + 1) for rs in range(1, n)]
+
+    def default_structure(self, n):
+        return (1, min(3, n - 1)) if n > 2 else (0, 1)
+
+    def clamp_structure(self, n, s):
+        if n == 2:
+            return (0, 1)
+        es = min(max(s[0], 0), min(self.es_max, max(0, n - 2)))
+        rs = min(max(s[1], 1), n - 1)
+        return (es, rs)
+
+    def spec(self, g):
+        n, es, rs, sf = g
+        return f"lp<{n},{es},{rs},{format_real(sf)}>"
+
+    def base(self, g):
+        n, es, rs, _ = g
+        return f"lp<{n},{es},{rs},0>"
+
+    def sigma(self, g):
+        return 0.25 * 2 ** g[1]
+
+    def sf_bounds(self, g, sf0):
+        lo, hi = super().sf_bounds(g, sf0)
+        T = float(lp_range(g[0], g[1], g[2]))
+        return max(lo, T - F32_MAX_EXP), min(hi, -F32_MIN_EXP - T)  # float32 emulation range
+
+    def sf0(self, n, x, seed):
+        return float(median_sf(sort_magnitudes(np.asarray(x, np.float64).ravel()))[0])
+
+    def init_mse(self, n, x, sf0, seed):
+        es, rs, sfs = calibrate_lp(sort_magnitudes(np.asarray(x, np.float64).ravel()), n)
+        return (n, es, rs, self.snap(float(sfs[0])))
+
+
+class IntFamily(Family):
+    name = "int"
+
+    def spec(self, g):
+        return f"int<{g[0]}>@{format_real(g[-1])}"
+
+
+class FPFamily(Family):
+    name = "fp"
+
+    def structures(self, n):
+        return [(e,) for e in range(1, min(5, n - 1) + 1)] if n > 2 else [(1,)]
+
+    def default_structure(self, n):
+        return (max(1, min(math.ceil((n - 1) / 2), min(5, n - 1))),)
+
+    def spec(self, g):
+        n, e, sf = g
+        return f"fp<{e},{n - 1 - e}>@{format_real(sf)}"
+
+
+class PositFamily(Family):
+    name = "posit"
+    anchor_max = False
+
+    def structures(self, n):
+        return [(es,) for es in range(min(3, max(0, n - 2)) + 1)]
+
+    def default_structure(self, n):
+        return (min(1, max(0, n - 2)),)
+
+    def spec(self, g):
+        n, es, sf = g
+        return f"posit<{n},{es}>@{format_real(sf)}"
+
+    def sigma(self, g):
+        return 0.25 * 2 ** g[1]
+
+
+class AFFamily(Family):
+    name = "af"
+    min_bits = 3
+    anchor_max = False  # pow2max: the top binade holds max|x| whatever n is
+
+    def __init__(self, bits, sf_step, es_max=3):
+        super().__init__(bits, 1.0, es_max)  # integer sf
+
+    def structures(self, n):
+        return [(e,) for e in range(2, min(5, n - 1) + 1)]
+
+    def default_structure(self, n):
+        return (min(3, n - 1),)
+
+    def spec(self, g):
+        n, e, sf = g
+        return f"af<{n},{e}>@{format_real(sf)}"
+
+    def move(self, g, i, rng):
+        if i == len(g) - 1:
+            return g[-1] + (1.0 if rng.random() < 0.5 else -1.0)
+        return super().move(g, i, rng)
+
+    def init_mse(self, n, x, sf0, seed):
+        sample = calibration_sample(x, seed)
+        best = None
+        for s in self.structures(n):
+            fmt = parse(self.base(self.make(n, s, 0.0)))
+            sf = calibrate_sf(fmt, sample, "pow2max", seed=seed)
+            mse = float(quantization_mse(fmt, sample, np.array([sf]))[0])
+            if best is None or mse < best[0]:
+                best = (mse, s, sf)
+        return self.make(n, best[1], best[2])
+
+
+class AntFamily(Family):
+    name = "ant"
+    min_bits = 2
+
+    def structures(self, n):
+        if n >= 7:
+            return [(0,)]
+        types = [0]  # int
+        if n >= 3:
+            types.append(1)  # flint
+        if n <= 6:
+            types.append(2)  # pot
+        return [(t,) for t in types]
+
+    def clamp_structure(self, n, s):
+        allowed = self.structures(n)
+        return s if s in allowed else allowed[0]
+
+    def move(self, g, i, rng):
+        if i == 1:  # type: uniformly to another allowed type
+            others = [t for (t,) in self.structures(g[0]) if t != g[1]]
+            return others[rng.integers(len(others))] if others else g[1]
+        return super().move(g, i, rng)
+
+    def spec(self, g):
+        n, t, sf = g
+        return f"{ANT_TYPES[t]}<{n}>@{format_real(sf)}"
+
+    def init_med(self, n, x, sf0, seed):
+        from ..formats.ant import choose_ant_type
+
+        chosen = choose_ant_type(calibration_sample(x, seed), n)
+        name, _, sf = chosen.partition("@")
+        t = ANT_TYPES.index(name.partition("<")[0])
+        return (n, t, self.snap(float(sf or 0.0)))
+
+    def sf0(self, n, x, seed):
+        return self.init_med(n, x, 0.0, seed)[-1]
+
+    def init_mse(self, n, x, sf0, seed):
+        return self.init_med(n, x, sf0, seed)
+
+
+FAMILY_CLASSES = {c.name: c for c in (LPFamily, IntFamily, FPFamily, PositFamily, AFFamily, AntFamily)}
+
+
+def make_family(name: str, bits, sf_step: float, es_max: int = 3) -> Family:
+    if name not in FAMILY_CLASSES:
+        raise ValueError(f"search.format={name!r} is invalid: need one of {', '.join(FAMILIES)}")
+    return FAMILY_CLASSES[name](tuple(int(b) for b in bits), float(sf_step), int(es_max))
