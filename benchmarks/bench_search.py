@@ -1,0 +1,80 @@
+"""LPQ search speed: evaluations per second with and without prefix reuse (LPQ §8), and the
+wall time of a default search on the embedded default.
+
+Part 1 runs the same seeded GA (same genomes, same work) twice on a timm ResNet (random
+weights: speed does not depend on them; default resnet18 at 64x64, 2 calibration batches of
+16) with search.prefix_reuse on and off, and prints evaluations/s of both and the ratio.
+Part 2 (--embedded CKPT_DIR) times `lpq search` with default settings on digits_cnn.
+
+    python benchmarks/bench_search.py [--model resnet18] [--size 64] [--generations 4]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from lpq.quant.fold import fold_batchnorm
+from lpq.quant.model import QuantModel
+from lpq.quant.ptq import collect_statistics
+from lpq.search.fitness import FitnessEvaluator, FitnessSettings
+from lpq.search.ga import GASettings, LPQSearch
+from lpq.search.genome import make_family
+from lpq.search.runner import SegmentedModel, default_taps
+from lpq.cli.search import build_sides
+
+
+def run_ga(model_name: str, size: int, batch: int, nbatches: int, generations: int, prefix_reuse: bool):
+    import timm
+
+    torch.manual_seed(0)
+    model = timm.create_model(model_name, pretrained=False).eval()
+    fold_batchnorm(model)
+    batches = [torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(i)) for i in range(nbatches)]
+    qm = QuantModel(model, batches[0][:1])
+    stats = collect_statistics(qm, [(x, None) for x in batches], 1 << 14, 0)
+    seg = SegmentedModel(qm, default_taps(model))
+    ev = FitnessEvaluator(qm, seg, batches, FitnessSettings(prefix_reuse=prefix_reuse))
+    family = make_family("lp", [2, 3, 4, 5, 6, 8], 2**-8)
+    sides = build_sides(qm, seg.unit_segment, False)
+    data = [qm.fp_weight(s.unit).numpy() if s.is_weight else stats[(s.unit, s.side)] for s in sides]
+    settings = GASettings(population=16, generations=generations, patience=0, max_evals=10_000, seed=0)
+    search = LPQSearch(sides, family, [0.0] * len(sides), data, ev, settings)
+    search.sf0 = [family.sf0(4, x, 0) for x in data]
+    evaluate = ev.evaluate
+    spent = [0.0]
+
+    def timed(*args):
+        start = time.perf_counter()
+        out = evaluate(*args)
+        spent[0] += time.perf_counter() - start
+        return out
+
+    ev.evaluate = timed
+    best = search.run()
+    return ev.stats.evaluations, spent[0], search.memo[search.key(best)]["fitness"], ev.stats
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="resnet18")
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--batches", type=int, default=2)
+    ap.add_argument("--generations", type=int, default=4)
+    args = ap.parse_args()
+    results = {}
+    for reuse in (False, True):
+        n, s, f, st = run_ga(args.model, args.size, args.batch, args.batches, args.generations, reuse)
+        results[reuse] = (n, s, f)
+        frac = st.segments_run / max(st.segments_total, 1)
+        print(f"prefix_reuse={str(reuse):5s}: {n} evaluations in {s:6.1f} s = {n / s:6.2f} eval/s "
+              f"(segments run: {frac:.0%} of full forwards), best fitness {f:.6f}")
+    (n0, s0, f0), (n1, s1, f1) = results[False], results[True]
+    print(f"speed-up from prefix reuse: {(n1 / s1) / (n0 / s0):.2f}x; identical results: {n0 == n1 and f0 == f1}")
+
+
+if __name__ == "__main__":
+    main()
