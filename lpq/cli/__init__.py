@@ -1,6 +1,6 @@
 """`lpq <command> key=value ...`: one Hydra-configured entry point for every command.
 
-Commands: train, evaluate, search. Overrides use Hydra's grammar; format spec strings are quoted for
+Commands: train, evaluate, search, hwsim. Overrides use Hydra's grammar; format spec strings are quoted for
 Hydra automatically (LP-FORMAT §7), so `quant.w_format='lp<8,*,*,*>'` works as written.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 log = logging.getLogger("lpq")
 
 SPEC_KEYS = ("quant.w_format", "quant.a_format")
-COMMANDS = ("train", "evaluate", "search")
+COMMANDS = ("train", "evaluate", "search", "hwsim")
 
 
 def conf_dir() -> Path:
@@ -105,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
             from .evaluate import run_evaluate
 
             run_evaluate(cfg, out_dir)
+        elif command == "hwsim":
+            from .hwsim import run_hwsim
+
+            run_hwsim(cfg, out_dir, overrides)
         elif command == "search":
             from .search import run_search
 

@@ -90,7 +90,8 @@ def run_search(cfg, out_dir: Path) -> dict:
         lpq._record(lpq.fitness_of([best]), start)
     else:
         digest = lpq.digest({"model": loaded.name, "weights": loaded.weights_source, "calib_ids": calib_ids,
-                             "taps": seg.taps, "fitness": vars(fit_settings)})
+                             "taps": seg.taps,
+                             "fitness": {k: v for k, v in vars(fit_settings).items() if not k.startswith("prefix_")}})
         best = lpq.run(out_dir / ".ckpt" / "search.json", resume=bool(s.resume), digest=digest)
     return _write_outputs(cfg, out_dir, qm, lpq, best, evaluator, loaded, start)
 
