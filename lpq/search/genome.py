@@ -176,13 +176,15 @@ class Family:
     def init_med(self, n: int, x: np.ndarray, sf0: float, seed: int) -> Gene:
         return self.make(n, self.default_structure(n), sf0)
 
+    init_rule = "mse"  # scale rule of the MSE seed
+
     def init_mse(self, n: int, x: np.ndarray, sf0: float, seed: int) -> Gene:
-        """Structure and sf of least quantization MSE (`mse` scale rule per structure)."""
+        """Structure and sf of least quantization MSE (`init_rule` scale per structure)."""
         sample = calibration_sample(x, seed)
         best = None
         for s in self.structures(n):
             fmt = parse(self.base(self.make(n, s, 0.0)))
-            sf = self.snap(calibrate_sf(fmt, sample, "mse", seed=seed))
+            sf = self.snap(calibrate_sf(fmt, sample, self.init_rule, seed=seed))
             mse = float(quantization_mse(fmt, sample, np.array([sf]))[0])
             if best is None or mse < best[0]:
                 best = (mse, s, sf)
@@ -276,6 +278,7 @@ class AFFamily(Family):
     name = "af"
     min_bits = 3
     anchor_max = False  # pow2max: the top binade holds max|x| whatever n is
+    init_rule = "pow2max"  # af's scale is an integer power of two (BASELINE-FORMATS §2.4)
 
     def __init__(self, bits, sf_step, es_max=3):
         super().__init__(bits, 1.0, es_max)  # integer sf
@@ -294,17 +297,6 @@ class AFFamily(Family):
         if i == len(g) - 1:
             return g[-1] + (1.0 if rng.random() < 0.5 else -1.0)
         return super().move(g, i, rng)
-
-    def init_mse(self, n, x, sf0, seed):
-        sample = calibration_sample(x, seed)
-        best = None
-        for s in self.structures(n):
-            fmt = parse(self.base(self.make(n, s, 0.0)))
-            sf = calibrate_sf(fmt, sample, "pow2max", seed=seed)
-            mse = float(quantization_mse(fmt, sample, np.array([sf]))[0])
-            if best is None or mse < best[0]:
-                best = (mse, s, sf)
-        return self.make(n, best[1], best[2])
 
 
 class AntFamily(Family):
