@@ -12,24 +12,29 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from hwmodel.config import HwConfig, compose_hw
 from hwmodel.extract import Workload, extract_workload
 from hwmodel.precision import Operand, Precision, check_families, lp_decoded_width, native, rule_precisions
 from hwmodel.report import comparison_figure, layers_csv, save_figure
 from hwmodel.simulate import normalise, simulate
-from hwmodel.workload import read_gemms_csv
+from hwmodel.workload import GemmRecord, read_gemms_csv
 
 from ..pipeline import atomic
+from .evaluate import _is_none
+
+if TYPE_CHECKING:
+    from torch import nn
 
 log = logging.getLogger("lpq")
 
 
 # ---- model architecture and input size (no weights) ---------------------------------------------
 
-def build_architecture(model_cfg):
+def build_architecture(model_cfg: DictConfig) -> tuple["nn.Module", str, tuple[int, ...] | None]:
     """(module, name, input_size) of the `model` config group without loading weights."""
     import torch
 
@@ -65,7 +70,7 @@ def build_architecture(model_cfg):
     raise ValueError(f"model.kind={kind!r} is invalid: need embedded, timm or python")
 
 
-def load_workload(cfg) -> tuple[Workload, str]:
+def load_workload(cfg: DictConfig) -> tuple[Workload, str]:
     """The batch-1 workload: `io.gemms` (a gemms.csv) or traced from the architecture (§1.3)."""
     gemms = (cfg.get("io") or {}).get("gemms")
     if gemms:
@@ -105,15 +110,12 @@ def spec_operand(spec: str) -> Operand:
     return Operand(fmt.family, int(fmt.bits), dec)
 
 
-def _is_none(value) -> bool:
-    return value is None or str(value).strip().lower() in ("none", "fp32", "")
-
-
 def _base_name(name: str) -> str:
     return name.split("#", 1)[0]
 
 
-def bind_precisions(cfg, hw: HwConfig, records, model_name: str) -> tuple[list[Precision], str]:
+def bind_precisions(cfg: DictConfig, hw: HwConfig, records: list[GemmRecord], model_name: str
+                    ) -> tuple[list[Precision], str]:
     """Per-record precisions and their source: qconfig, uniform formats, or the design's rule."""
     q = cfg.quant
     design = hw.design
@@ -154,10 +156,11 @@ def bind_precisions(cfg, hw: HwConfig, records, model_name: str) -> tuple[list[P
 
 # ---- the command -----------------------------------------------------------------------------------
 
-_SHARED_PREFIXES = ("hw.profile.", "hw/profile", "hw.batch", "hw.accounting", "hw.storage", "hw.input_size")
+# run settings a baseline shares with the design (the profile itself and the batch are passed explicitly)
+_SHARED_PREFIXES = ("hw.profile.", "hw.accounting", "hw.storage", "hw.input_size")
 
 
-def baseline_config(name: str, cfg, overrides: list[str]) -> HwConfig:
+def baseline_config(name: str, cfg: DictConfig, overrides: list[str]) -> HwConfig:
     """The baseline design in the same profile, with the run's profile/batch/accounting overrides."""
     from . import conf_dir
 
@@ -166,7 +169,8 @@ def baseline_config(name: str, cfg, overrides: list[str]) -> HwConfig:
     return HwConfig.from_dict(raw)
 
 
-def run_hwsim(cfg, out_dir: Path, overrides: list[str] | None = None) -> dict:
+def run_hwsim(cfg: DictConfig, out_dir: Path, overrides: list[str] | None = None) -> dict:
+    """Trace, bind precisions, simulate the design and its baselines, write the three outputs (§8)."""
     start = time.perf_counter()
     hw = HwConfig.from_dict(OmegaConf.to_container(cfg.hw, resolve=True))
     workload, model_name = load_workload(cfg)
