@@ -27,7 +27,7 @@ def build_quant_model(cfg):
     loaded = build_model(cfg.model)
     model = loaded.module.to(cfg.device)
     fold_batchnorm(model)
-    example = data.val[0][0].unsqueeze(0).to(cfg.device)
+    example = data.calib[0][0].unsqueeze(0).to(cfg.device)  # never read an evaluation image in lpq search (LPQ §6)
     qm = QuantModel(model, example, skip=tuple(cfg.quant.skip), attention_matmuls=bool(cfg.quant.attention_matmuls))
     return data, loaded, qm
 

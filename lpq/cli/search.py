@@ -82,6 +82,9 @@ def run_search(cfg, out_dir: Path) -> dict:
                for sd, x in zip(sides, side_data)]
     log.info("%s: %d units (%d sides), taps %s, %d calibration batches of %d", loaded.name, len(qm.units), len(sides),
              seg.taps, len(batches), len(batches[0]))
+    digest = lpq.digest({"model": loaded.name, "weights": loaded.weights_source, "calib_ids": calib_ids,
+                         "taps": seg.taps,
+                         "fitness": {k: v for k, v in vars(fit_settings).items() if not k.startswith("prefix_")}})
     if s.name == "none":
         n_of = [8 if sd.pinned else (lpq.n_budget_w if sd.is_weight else lpq.n_budget_a) for sd in sides]
         init = family.init_mse if family.name == "lp" else family.init_med
@@ -89,14 +92,13 @@ def run_search(cfg, out_dir: Path) -> dict:
         lpq.population = [best]
         lpq._record(lpq.fitness_of([best]), start)
     else:
-        digest = lpq.digest({"model": loaded.name, "weights": loaded.weights_source, "calib_ids": calib_ids,
-                             "taps": seg.taps,
-                             "fitness": {k: v for k, v in vars(fit_settings).items() if not k.startswith("prefix_")}})
         best = lpq.run(out_dir / ".ckpt" / "search.json", resume=bool(s.resume), digest=digest)
-    return _write_outputs(cfg, out_dir, qm, lpq, best, evaluator, loaded, start)
+    return _write_outputs(cfg, out_dir, qm, lpq, best, evaluator, loaded, start, digest)
 
 
-def _write_outputs(cfg, out_dir, qm, lpq: LPQSearch, best, evaluator, loaded, start) -> dict:
+def _write_outputs(cfg, out_dir, qm, lpq: LPQSearch, best, evaluator, loaded, start, digest: str = "") -> dict:
+    from omegaconf import OmegaConf
+
     specs = lpq.specs(best)
     layers = {}
     for u in lpq.units:
@@ -120,6 +122,8 @@ def _write_outputs(cfg, out_dir, qm, lpq: LPQSearch, best, evaluator, loaded, st
         "model": loaded.name, "family": lpq.family.name, "search": str(cfg.search.name),
         "targets": {"w_bits": lpq.s.w_bits, "a_bits": lpq.s.a_bits, "mode": lpq.s.mode},
         "settings": {k: v for k, v in vars(lpq.s).items()}, "bits": list(lpq.family.bits), "seed": int(cfg.seed),
+        "search_config": OmegaConf.to_container(cfg.search, resolve=True),
+        "fitness_settings": {k: v for k, v in vars(evaluator.s).items()}, "digest": digest,
         "calib_seed": int(cfg.calib.seed), "calib_samples": int(cfg.calib.num_samples),
         "taps": evaluator.seg.taps,
         "layers": {u.name: {"P": u.weight_numel, "A": u.act_numel} for u in qm.units},

@@ -207,13 +207,18 @@ class LPQSearch:
     # ---- checkpoint (LPQ §10) --------------------------------------------------------------------
     def digest(self, extra: dict) -> str:
         settings = {k: v for k, v in asdict(self.s).items() if k not in ("generations", "patience", "max_evals")}
+        parts = {"family": self.family.name, "bits": list(self.family.bits), "sides": [asdict(sd) for sd in self.sides],
+                 "sf0": self.sf0, **{f"settings.{k}": v for k, v in settings.items()}, **extra}
+        self.digest_parts = {k: hashlib.sha256(json.dumps(v, sort_keys=True).encode()).hexdigest()[:16]
+                             for k, v in parts.items()}  # to name what differs on resume (LPQ §10)
         blob = json.dumps({"settings": settings, "family": self.family.name, "bits": list(self.family.bits),
                            "sides": [asdict(sd) for sd in self.sides], "sf0": self.sf0, **extra}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def save_checkpoint(self, path: Path, digest: str) -> None:
         state = {
-            "schema_version": CKPT_SCHEMA, "digest": digest, "generation": self.generation,
+            "schema_version": CKPT_SCHEMA, "digest": digest, "digest_parts": getattr(self, "digest_parts", {}),
+            "generation": self.generation,
             "population": [list(map(list, g)) for g in self.population], "memo": self.memo,
             "history": self.history, "rng": self.rng.bit_generator.state,
         }
@@ -224,9 +229,11 @@ class LPQSearch:
         if state.get("schema_version") != CKPT_SCHEMA:
             raise ValueError(f"checkpoint {path} has schema_version {state.get('schema_version')}, need {CKPT_SCHEMA}")
         if state["digest"] != digest:
+            old, new = state.get("digest_parts", {}), getattr(self, "digest_parts", {})
+            differ = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+            what = ", ".join(differ) or "model, calibration data, family, bits, budget or GA settings"
             raise ValueError(f"checkpoint {path} was made with a different configuration (digest {state['digest']} != "
-                             f"{digest}): model, calibration data, family, bits, budget or GA settings differ; "
-                             "delete the checkpoint or use search.resume=false")
+                             f"{digest}): {what} differ; delete the checkpoint or use search.resume=false")
         self.generation = state["generation"]
         self.population = [tuple(tuple(x) for x in g) for g in state["population"]]
         self.memo = state["memo"]

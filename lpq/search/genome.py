@@ -328,12 +328,17 @@ class AntFamily(Family):
         return f"{ANT_TYPES[t]}<{n}>@{format_real(sf)}"
 
     def init_med(self, n, x, sf0, seed):
-        from ..formats.ant import choose_ant_type
+        """ANT's type choice (choose_ant_type: antclip scale, least MSE, ties keep the earlier
+        type) over the types allowed at n, so n = 2 (int, pot) works too."""
+        from ..formats.calibrate import antclip_search
 
-        chosen = choose_ant_type(calibration_sample(x, seed), n)
-        name, _, sf = chosen.partition("@")
-        t = ANT_TYPES.index(name.partition("<")[0])
-        return (n, t, self.snap(float(sf or 0.0)))
+        sample = calibration_sample(x, seed)
+        best = None
+        for (t,) in self.structures(n):
+            sf, mse = antclip_search(parse(f"{ANT_TYPES[t]}<{n}>"), sample, seed=seed)
+            if best is None or mse < best[0]:
+                best = (mse, t, sf)
+        return (n, best[1], self.snap(float(best[2])))
 
     def sf0(self, n, x, seed):
         return self.init_med(n, x, 0.0, seed)[-1]
