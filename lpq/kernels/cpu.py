@@ -46,15 +46,20 @@ def _quantize_bits(b, lut, thr, vals, keep_sign, signed):
     elif sign == 0 or signed:  # unsigned formats send negatives to +0
         packed = lut[a >> PREFIX_SHIFT]
         j = np.int64(packed & np.uint32(0xFFFF))
-        end = j + np.int64(packed >> np.uint32(16))
-        while end - j > 4:  # dense buckets (n > 12): bisect, then scan
-            mid = (j + end) >> 1
-            if thr[mid - 1] <= a:
-                j = mid
-            else:
-                end = mid - 1
-        while j < end and thr[j] <= a:
-            j += 1
+        count = np.int64(packed >> np.uint32(16))
+        if count == 1:  # the common case (every bucket of formats up to ~12 bits): one compare
+            if thr[j] <= a:
+                j += 1
+        elif count > 1:
+            end = j + count
+            while end - j > 4:  # dense buckets (n > 12): bisect, then scan
+                mid = (j + end) >> 1
+                if thr[mid - 1] <= a:
+                    j = mid
+                else:
+                    end = mid - 1
+            while j < end and thr[j] <= a:
+                j += 1
         v = vals[j]
         if v != 0 or keep_sign:
             o = v | sign
