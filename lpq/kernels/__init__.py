@@ -43,15 +43,19 @@ def _run_f32(fmt, xf, r, s):
     import torch
 
     table = build_kernel_table(fmt)
-    out = torch.empty_like(xf)
     if xf.is_cuda:
         from . import cuda
 
+        out = torch.empty_like(xf)
         cuda.quantize_f32(fmt, table, xf.view(-1), out.view(-1), r, s)
     elif xf.device.type == "cpu":
         from . import cpu
 
-        cpu.quantize_f32(table, xf.view(-1).numpy(), out.view(-1).numpy(), r, s)
+        # numpy's allocator asks for transparent huge pages on large buffers: far fewer page
+        # faults on the fresh output than torch.empty_like (measured ~10 ms on 16M values)
+        out_np = np.empty(xf.numel(), dtype=np.float32)
+        cpu.quantize_f32(table, xf.view(-1).numpy(), out_np, r, s)
+        out = torch.from_numpy(out_np).view(xf.shape)
     else:  # other devices: run the CPU kernel on a host copy
         return _run_f32(fmt, xf.cpu(), r, s).to(xf.device)
     return out
