@@ -19,25 +19,15 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import statistics
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+from timing import median_time  # benchmarks/timing.py (scripts run from any directory)
 
 ROOT = Path(__file__).resolve().parents[1]
 REFS = ROOT / "tests" / "hwmodel" / "data" / "scalesim_v3_reference.csv"
 SCRIPT = ROOT / "tests" / "hwmodel" / "make_scalesim_refs.py"
-
-
-def _time(fn, repeat: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def _reference_cases() -> list[tuple]:
@@ -149,14 +139,14 @@ def main() -> None:
     args = ap.parse_args()
 
     cases = _reference_cases()
-    t_stats = _time(lambda: [gemm_stats(*c) for c in cases], args.repeat)
+    t_stats = median_time(lambda: [gemm_stats(*c) for c in cases], args.repeat)
     print(f"gemm_stats, {len(cases)} SCALE-Sim reference cases: {t_stats * 1e3:.3f} ms "
           f"({len(cases) / t_stats:,.0f} layers/s)")
 
     r50, t_extract = _timm_records("resnet50")
     hw = load_hw("lpa")
     prec = rule_precisions(hw.design, r50)
-    t_r50 = _time(lambda: simulate(r50, prec, hw, "resnet50"), args.repeat)
+    t_r50 = median_time(lambda: simulate(r50, prec, hw, "resnet50"), args.repeat)
     print(f"ResNet-50 ({len(r50)} GEMMs, batch {hw.batch}) on lpa, default28: simulation {t_r50 * 1e3:.1f} ms "
           f"({len(r50) / t_r50:,.0f} layers/s); workload extraction on meta {t_extract * 1e3:.0f} ms")
 
@@ -164,7 +154,7 @@ def main() -> None:
     for design in ("ant", "bitfusion", "adafloat", "olaccel"):
         h = load_hw(design, "ant_compat")
         p = rule_precisions(h.design, r18, "resnet18")
-        t = _time(lambda: simulate(r18, p, h, "resnet18"), max(1, args.repeat // 2))
+        t = median_time(lambda: simulate(r18, p, h, "resnet18"), max(1, args.repeat // 2))
         print(f"ResNet-18 ({len(r18)} GEMMs, batch {h.batch}) on {design}, ant_compat tiling search: {t:.3f} s "
               f"({len(r18) / t:,.0f} layers/s)")
 

@@ -9,24 +9,13 @@ images/s of both and the ratio (target: quantized >= 50 % of FP32).
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 
 from lpq.quant.fold import fold_batchnorm
 from lpq.quant.model import QuantModel
 from lpq.quant.quantizer import make_quantizer
-
-
-def _time(fn, repeat: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from timing import median_time  # benchmarks/timing.py (scripts run from any directory)
 
 
 @torch.no_grad()
@@ -45,10 +34,10 @@ def main() -> None:
     fold_batchnorm(model)
     x = torch.randn(args.batch, 3, args.size, args.size)
     qm = QuantModel(model, x[:1])
-    fp_s = _time(lambda: qm(x), args.repeat)
+    fp_s = median_time(lambda: qm(x), args.repeat)
     q = make_quantizer(args.format)
     qm.set_quantizers({u.name: (q, q) for u in qm.units})
-    q_s = _time(lambda: qm(x), args.repeat)
+    q_s = median_time(lambda: qm(x), args.repeat)
     print(f"{args.model}, batch {args.batch}, {args.size}x{args.size}, {torch.get_num_threads()} threads, "
           f"{len(qm.units)} quantized layers ({args.format} weights and activations)")
     print(f"  FP32            {args.batch / fp_s:8.1f} images/s")

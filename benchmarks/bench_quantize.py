@@ -11,32 +11,19 @@ and the ratios. Timing never decides a test; this script only reports.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 
 from lpq.formats import parse
-
-
-def _time(fn, repeat: int, sync=lambda: None) -> float:
-    fn()
-    sync()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from timing import median_time  # benchmarks/timing.py (scripts run from any directory)
 
 
 def bench_device(device: str, numel: int, repeat: int, specs: list[str]) -> None:
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     gen = torch.Generator().manual_seed(0)
     x = (torch.randn(numel, generator=gen) * 0.5).to(device)
-    copy_s = _time(lambda: x.clone(), repeat, sync)
-    f8_s = _time(lambda: x.to(torch.float8_e4m3fn).to(torch.float32), repeat, sync)
+    copy_s = median_time(lambda: x.clone(), repeat, sync)
+    f8_s = median_time(lambda: x.to(torch.float8_e4m3fn).to(torch.float32), repeat, sync)
     bytes_moved = 2 * 4 * numel  # read + write float32
     print(f"\n[{device}] {numel} float32 values, median of {repeat}; threads={torch.get_num_threads()}")
     print(f"  {'plain copy (clone)':34s} {copy_s * 1e3:8.2f} ms  {bytes_moved / copy_s / 1e9:7.1f} GB/s")
@@ -44,7 +31,7 @@ def bench_device(device: str, numel: int, repeat: int, specs: list[str]) -> None
     for spec in specs:
         fmt = parse(spec)
         fmt.quantize(x[:16])  # build tables and compile kernels outside the timing
-        q_s = _time(lambda: fmt.quantize(x), repeat, sync)
+        q_s = median_time(lambda: fmt.quantize(x), repeat, sync)
         print(
             f"  {('lpq ' + fmt.spec):34s} {q_s * 1e3:8.2f} ms  "
             f"speed vs float8 cast {f8_s / q_s:5.2f}x  "

@@ -14,6 +14,8 @@ from lpq.formats import parse
 from lpq.kernels import build_kernel_table
 from lpq.kernels.cuda import _SOURCE
 
+from .inputs import stratified_sweep, threshold_neighbours
+
 _SHIM = r"""
 #include <cstring>
 #include <cstdint>
@@ -44,12 +46,6 @@ def host_kernel(tmp_path_factory):
     return fn
 
 
-def _stratified_sweep() -> np.ndarray:
-    hi = np.arange(1 << 16, dtype=np.uint32) << 16
-    lows = np.array([0x0000, 0x0001, 0x7FFF, 0x8000, 0xFFFF, 0x5A3C], dtype=np.uint32)
-    return (hi[:, None] | lows[None, :]).ravel().view(np.float32)
-
-
 @pytest.mark.parametrize(
     "spec,scale",
     [("lp<8,1,3,0>", None), ("lp<8,2,7,0>", None), ("lp<4,1,2,0,underflow=flush>", 0.37),
@@ -57,14 +53,8 @@ def _stratified_sweep() -> np.ndarray:
 )
 def test_cuda_source_matches_reference(host_kernel, spec, scale):
     fmt = parse(spec)
-    thr = fmt.thresholds(np.float32)
-    near = [thr]
-    for direction in (np.inf, 0.0):
-        step = thr
-        for _ in range(2):
-            step = np.nextafter(step, np.float32(direction))
-            near.append(step)
-    x = np.concatenate([_stratified_sweep(), *near, *[-a for a in near]]).astype(np.float32)
+    near = threshold_neighbours(fmt, 2)
+    x = np.concatenate([stratified_sweep(seed=1), near, -near]).astype(np.float32)
     table = build_kernel_table(fmt)
     out = np.empty_like(x)
     r, s = fmt.scale_pair(scale, np.float32)

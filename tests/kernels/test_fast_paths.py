@@ -9,6 +9,8 @@ import torch
 
 from lpq.formats import parse
 
+from .inputs import stratified_sweep, threshold_neighbours
+
 LP_SPECS = ["lp<8,1,3,0>", "lp<8,2,7,0>", "lp<5,1,3,0.25>", "lp<4,1,2,0,underflow=flush>",
             "lp<6,2,3,0,round=linear>", "lp<16,1,4,-2.25>", "lp<12,0,11,0.3>", "lp<2,0,1,0.75>"]
 
@@ -29,22 +31,11 @@ def _special_inputs() -> np.ndarray:
 
 
 def _inputs_for(fmt) -> np.ndarray:
-    """Every threshold and 4 float32 neighbours each side, both signs; specials; the
-    stratified sweep over every upper-16-bit prefix (LP-FORMAT §9.4)."""
-    thr = fmt.thresholds(np.float32)
-    near = [thr]
-    for direction in (np.inf, 0.0):
-        step = thr
-        for _ in range(4):
-            step = np.nextafter(step, np.float32(direction))
-            near.append(step)
-    near = np.concatenate(near)
+    """Every threshold and 4 float32 neighbours each side, both signs; code book values;
+    specials; the stratified sweep over every upper-16-bit prefix (LP-FORMAT §9.4)."""
+    near = threshold_neighbours(fmt, 4)
     codebook = fmt.codebook().astype(np.float32)
-    hi = np.arange(1 << 16, dtype=np.uint32) << 16
-    rnd = np.random.default_rng(0).integers(0, 1 << 16, dtype=np.uint32)
-    lows = np.array([0x0000, 0x0001, 0x7FFF, 0x8000, 0xFFFF, rnd], dtype=np.uint32)
-    sweep = (hi[:, None] | lows[None, :]).ravel().view(np.float32)
-    return np.concatenate([near, -near, codebook, _special_inputs(), sweep]).astype(np.float32)
+    return np.concatenate([near, -near, codebook, _special_inputs(), stratified_sweep()]).astype(np.float32)
 
 
 @pytest.mark.parametrize("spec", LP_SPECS)
