@@ -76,7 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         print(__doc__.strip())
         print("\nexamples:\n  lpq train model=digits_cnn out_dir=runs/cnn\n"
               "  lpq evaluate model=digits_cnn model.checkpoint=runs/cnn/model.pt "
-              "quant.w_format='lp<8,*,*,*>' quant.a_format='lp<8,*,*,*>' out_dir=runs/cnn-lp8")
+              "quant.w_format='lp<8,*,*,*>' quant.a_format='lp<8,*,*,*>' out_dir=runs/cnn-lp8\n"
+              "  lpq search model=digits_cnn model.checkpoint=runs/cnn/model.pt search.format=lp "
+              "budget.w_bits=4 budget.a_bits=4 out_dir=runs/cnn-lpq\n"
+              "  lpq hwsim model=digits_cnn quant.config=runs/cnn-lpq/qconfig.json hw=lpa out_dir=runs/cnn-hw")
         return 0 if args else 2
     command, overrides = args[0], args[1:]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
