@@ -6,12 +6,17 @@ VENV   ?= .venv
 VPY    := $(VENV)/bin/python
 STAMP  := $(VENV)/.lpq-installed
 
-.PHONY: test demo bench clean-venv
+.PHONY: test demo demo-workflow bench clean-venv
+
+# the workflow runs the `lpq` commands of the venv (PIPELINE §3.1)
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+export LPA_PROGRESS ?= lines
+DEMO_CORES ?= 2
 
 $(STAMP): pyproject.toml
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --upgrade pip
-	$(VPY) -m pip install --quiet -e ".[test]"
+	$(VPY) -m pip install --quiet -e ".[test,cluster]"
 	@touch $(STAMP)
 
 test: $(STAMP)
@@ -22,6 +27,13 @@ demo: $(STAMP)
 	    "int<8>" "fp8_e4m3" "fp8_e5m2" "fp4_e2m1" "posit<8,2>" "af<8,4>" "lns<8,3>" "flint<4>"
 	$(VPY) benchmarks/bench_quantize.py
 	LPA_PROGRESS=lines $(VPY) -m lpq.pipeline.demo_ptq results/demo-ptq
+	$(MAKE) --no-print-directory demo-workflow
+
+# the demo experiment end to end, offline (conf/experiment/demo.yaml), then the Snakemake report
+demo-workflow: $(STAMP)
+	$(VENV)/bin/snakemake --cores $(DEMO_CORES) all --config experiment=demo
+	$(VENV)/bin/snakemake --cores 1 all --config experiment=demo --report results/demo/report.html
+	@echo "demo results: results/demo/ (tables/*.md|csv|tex, figures/*.png, report.html); MLflow: results/mlflow.db"
 
 bench: $(STAMP)
 	$(VPY) benchmarks/bench_quantize.py

@@ -1,0 +1,119 @@
+"""`python -m lpq.pipeline.figures results/<experiment>`: PNG figures from the result files (PIPELINE §3.8):
+accuracy vs average weight bits per format family, LPQ's per-layer bit allocation, hardware comparison bars."""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+from . import atomic
+from .tables import accuracy_rows, hardware_rows
+
+
+
+def spec_bits(spec: str | None) -> int | None:
+    """Width n of a quantizer spec string (`lp<4,1,2,0.5>` -> 4, `int<8>@3.2` -> 8, `fp8_e4m3` -> 8)."""
+    if not spec:
+        return None
+    m = re.search(r"<(\d+)", spec) or re.search(r"(\d+)", spec)
+    return int(m.group(1)) if m else None
+
+
+def _save(fig, path: Path) -> None:
+    atomic.write_with(path, lambda p: fig.savefig(p, format="png", dpi=110, bbox_inches="tight",
+                                                  metadata={"Software": None}))
+
+
+def accuracy_vs_bits(root: Path, out: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    rows = accuracy_rows(root)
+    models = sorted({r["model"] for r in rows}) or ["(none)"]
+    fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 4), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        mr = [r for r in rows if r["model"] == model]
+        for i, fmt in enumerate(sorted({r["format"] for r in mr})):
+            for method, ls, mk in (("lpq", "-", "o"), ("none", ":", "x")):
+                pts = sorted((r["avg_w_bits"], r["top1"]) for r in mr if r["format"] == fmt and r["method"] == method)
+                if pts:
+                    ax.plot(*zip(*pts), ls=ls, marker=mk, color=f"C{i}", label=f"{fmt} ({'LPQ' if method == 'lpq' else 'uniform'})")
+        ref = next((r["fp32_top1"] for r in mr if r["fp32_top1"] is not None), None)
+        if ref is not None:
+            ax.axhline(ref, color="k", lw=0.8, ls="--", label="FP32")
+        ax.set_title(model)
+        ax.set_xlabel("average weight bits")
+        ax.set_ylabel("top-1 (%)")
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, ncol=2)
+    _save(fig, out / "accuracy_vs_bits.png")
+    plt.close(fig)
+
+
+def bit_allocation(root: Path, out: Path) -> None:
+    """Per-layer weight/activation widths of the LP search at the first mixed budget (else the smallest budget)."""
+    import matplotlib.pyplot as plt
+
+    found = sorted(root.glob("search/*/lp/*/s0/qconfig.json"))
+    by_model: dict[str, Path] = {}
+    for p in found:
+        model, wa = p.parts[-5], p.parts[-3]
+        cur = by_model.get(model)
+        if cur is None or (wa.endswith("-mix") and not cur.parts[-3].endswith("-mix")):
+            by_model[model] = p
+    models = sorted(by_model) or ["(none)"]
+    fig, axes = plt.subplots(len(models), 1, figsize=(9, 3 * len(models)), squeeze=False)
+    for ax, model in zip(axes[:, 0], models):
+        if model in by_model:
+            layers = json.loads(by_model[model].read_text())["layers"]
+            names = list(layers)
+            w = [spec_bits(layers[n].get("w")) or 0 for n in names]
+            a = [spec_bits(layers[n].get("a")) or 0 for n in names]
+            x = range(len(names))
+            ax.bar([i - 0.2 for i in x], w, 0.4, label="weights")
+            ax.bar([i + 0.2 for i in x], a, 0.4, label="activations")
+            ax.set_xticks(list(x), names, rotation=60, ha="right", fontsize=6)
+            ax.set_title(f"{model}: LPQ bit allocation (LP, {by_model[model].parts[-3]})")
+            ax.set_ylabel("bits")
+            ax.legend(fontsize=7)
+    _save(fig, out / "bit_allocation.png")
+    plt.close(fig)
+
+
+def hardware(root: Path, out: Path, baseline: str) -> None:
+    import matplotlib.pyplot as plt
+
+    rows = hardware_rows(root, baseline)
+    keys = sorted({(r["profile"], r["model"]) for r in rows}) or [("(none)", "")]
+    fig, axes = plt.subplots(1, len(keys), figsize=(6 * len(keys), 4), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        kr = [r for r in rows if (r["profile"], r["model"]) == key]
+        labels = [f"{r['design']}\n{r['budget']}" for r in kr]
+        x = range(len(kr))
+        ax.bar([i - 0.2 for i in x], [r[f"perf_per_area_vs_{baseline}"] or 0 for r in kr], 0.4, label="perf/area")
+        ax.bar([i + 0.2 for i in x], [r[f"energy_eff_vs_{baseline}"] or 0 for r in kr], 0.4, label="TOPS/W")
+        ax.axhline(1.0, color="k", lw=0.8)
+        ax.set_xticks(list(x), labels, fontsize=6)
+        ax.set_title(f"{key[1]} ({key[0]}), normalised to {baseline}")
+        ax.legend(fontsize=7)
+    _save(fig, out / "hardware.png")
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("results", type=Path)
+    ap.add_argument("--hw-baseline", default="ant")
+    a = ap.parse_args(argv)
+    out = a.results / "figures"
+    accuracy_vs_bits(a.results, out)
+    bit_allocation(a.results, out)
+    hardware(a.results, out, a.hw_baseline)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

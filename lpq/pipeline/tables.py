@@ -1,0 +1,123 @@
+"""`python -m lpq.pipeline.tables results/<experiment>`: accuracy, compression and hardware tables as Markdown,
+CSV and LaTeX, built from the result files only (PIPELINE §3.8). Seeds are averaged (mean, with their count)."""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+from . import atomic
+
+
+def _load(p: Path) -> dict:
+    return json.loads(p.read_text())
+
+
+def accuracy_rows(root: Path) -> list[dict]:
+    """One row per model x method x format x budget: mean top-1 over seeds, FP32 reference and drop."""
+    groups: dict[tuple, list[dict]] = {}
+    fp32: dict[str, float] = {}
+    for p in sorted(root.glob("eval/*/*/*/*/s*/metrics.json")):
+        model, method, fmt, wa, seed = p.parts[-6:-1]
+        m = _load(p)
+        if fmt == "fp32":
+            fp32[model] = float(m["top1"])
+            continue
+        groups.setdefault((model, fmt, wa, method), []).append(m)
+    rows = []
+    for (model, fmt, wa, method), ms in sorted(groups.items()):
+        top1 = statistics.fmean(float(m["top1"]) for m in ms)
+        ref = fp32.get(model)
+        rows.append({"model": model, "format": fmt, "budget": wa, "method": method, "seeds": len(ms),
+                     "top1": round(top1, 2), "fp32_top1": ref, "drop": None if ref is None else round(ref - top1, 2),
+                     "avg_w_bits": round(statistics.fmean(float(m.get("avg_w_bits") or 32) for m in ms), 3),
+                     "avg_a_bits": round(statistics.fmean(float(m.get("avg_a_bits") or 32) for m in ms), 3),
+                     "compression": round(statistics.fmean(float(m.get("compression") or 1) for m in ms), 3)})
+    return rows
+
+
+def compression_rows(acc: list[dict]) -> list[dict]:
+    return [{k: r[k] for k in ("model", "format", "budget", "method", "avg_w_bits", "avg_a_bits", "compression")}
+            for r in acc]
+
+
+def hardware_rows(root: Path, baseline: str) -> list[dict]:
+    """Per profile x model x design x budget: performance/area and TOPS/W, normalised to `baseline` design."""
+    recs = {}
+    for p in sorted(root.glob("hw/*/*/*/*/s*/summary.json")):
+        profile, model, design, wa, seed = p.parts[-6:-1]
+        recs.setdefault((profile, model, design, wa), []).append(_load(p))
+    rows = []
+    for (profile, model, design, wa), ss in sorted(recs.items()):
+        ppa = statistics.fmean(float(s["perf_per_area_gops_mm2"]) for s in ss)
+        eff = statistics.fmean(float(s["tops_per_w"]) for s in ss)
+        base = [v for (pr, mo, de, _), v in recs.items() if (pr, mo, de) == (profile, model, baseline)]
+        bppa = statistics.fmean(float(s["perf_per_area_gops_mm2"]) for s in base[0]) if base else None
+        beff = statistics.fmean(float(s["tops_per_w"]) for s in base[0]) if base else None
+        rows.append({"profile": profile, "model": model, "design": design, "budget": wa, "seeds": len(ss),
+                     "gops": round(statistics.fmean(float(s["gops"]) for s in ss), 2),
+                     "perf_per_area_gops_mm2": round(ppa, 3), "tops_per_w": round(eff, 4),
+                     f"perf_per_area_vs_{baseline}": None if not bppa else round(ppa / bppa, 3),
+                     f"energy_eff_vs_{baseline}": None if not beff else round(eff / beff, 3)})
+    return rows
+
+
+def _fmt(v) -> str:
+    return "–" if v is None else str(v)
+
+
+def to_markdown(rows: list[dict]) -> str:
+    if not rows:
+        return "(no results)\n"
+    cols = list(rows[0])
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    out += ["| " + " | ".join(_fmt(r[c]) for c in cols) + " |" for r in rows]
+    return "\n".join(out) + "\n"
+
+
+def to_latex(rows: list[dict]) -> str:
+    esc = lambda s: str(s).replace("_", r"\_").replace("%", r"\%").replace("&", r"\&")
+    if not rows:
+        return "% no results\n"
+    cols = list(rows[0])
+    lines = [r"\begin{tabular}{" + "l" * 4 + "r" * (len(cols) - 4) + "}", r"\toprule",
+             " & ".join(esc(c) for c in cols) + r" \\", r"\midrule"]
+    lines += [" & ".join(esc(_fmt(r[c])) for c in cols) + r" \\" for r in rows]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_table(out_dir: Path, name: str, rows: list[dict]) -> None:
+    atomic.write_text(out_dir / f"{name}.md", to_markdown(rows))
+    atomic.write_text(out_dir / f"{name}.tex", to_latex(rows))
+    cols = list(rows[0]) if rows else []
+    atomic.write_csv(out_dir / f"{name}.csv", cols, [[_fmt(r[c]) if r[c] is None else r[c] for c in cols] for r in rows])
+
+
+def build(root: Path, baseline: str = "ant") -> dict[str, list[dict]]:
+    acc = accuracy_rows(root)
+    tables = {"accuracy": acc, "compression": compression_rows(acc), "hardware": hardware_rows(root, baseline)}
+    out = root / "tables"
+    for name, rows in tables.items():
+        write_table(out, name, rows)
+    return tables
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("results", type=Path)
+    ap.add_argument("--hw-baseline", default="ant")
+    a = ap.parse_args(argv)
+    tables = build(a.results, a.hw_baseline)
+    freeze = subprocess.run([sys.executable, "-m", "pip", "freeze"], capture_output=True, text=True).stdout
+    atomic.write_text(a.results / "tables" / "environment.txt", freeze)
+    for name, rows in tables.items():
+        print(f"{name}: {len(rows)} rows")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

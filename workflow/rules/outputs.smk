@@ -1,0 +1,60 @@
+# tables (Markdown, CSV, LaTeX) and figures (PNG), built from the result files only (PIPELINE §3.8).
+
+
+rule tables:
+    input:
+        evals=eval_targets(),
+        searches=search_targets(),
+        hw=hw_targets(),
+    output:
+        report(
+            expand(res("tables/{name}.{ext}"), name=TABLE_NAMES, ext=["md", "csv", "tex"]),
+            caption="../report/tables.rst",
+            category="Tables",
+        ),
+        env_txt=res("tables/environment.txt"),
+    log:
+        logp("tables", "tables"),
+    benchmark:
+        bench("tables", "tables")
+    params:
+        cfg_digest=digest_for("tables"),
+        results=results_dir(2),
+        baseline=GRID.cfg.experiment.hw_baseline,
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../environment.yml"
+    shell:
+        "python -m lpq.pipeline.tables {params.results:q} --hw-baseline {params.baseline} > {log} 2>&1"
+
+
+rule figures:
+    input:
+        evals=eval_targets(),
+        searches=search_targets(),
+        hw=hw_targets(),
+    output:
+        report(
+            expand(res("figures/{name}.png"), name=FIGURE_NAMES),
+            caption="../report/figures.rst",
+            category="Figures",
+        ),
+    log:
+        logp("figures", "figures"),
+    benchmark:
+        bench("figures", "figures")
+    params:
+        cfg_digest=digest_for("figures"),
+        results=results_dir(2),
+        baseline=GRID.cfg.experiment.hw_baseline,
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../environment.yml"
+    shell:
+        "python -m lpq.pipeline.figures {params.results:q} --hw-baseline {params.baseline} > {log} 2>&1"

@@ -1,0 +1,114 @@
+# train (embedded models), reference (uniform PTQ qconfig, search=none), search (LPQ GA), evaluate.
+# Calibration is folded into `reference`, `search` and `evaluate`: each calibrates on the same fixed
+# calibration subset (calib.seed), so there is no separate calibrate job or calib.pt (documented deviation).
+
+
+rule train:
+    output:
+        model=res("train/{model}/model.pt"),
+        env=res("train/{model}/env.json"),
+    log:
+        logp("train", "{model}"),
+    benchmark:
+        bench("train", "{model}")
+    params:
+        cfg_digest=digest_for("train"),
+        job=job_key("train"),
+        overrides=overrides_for("train"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+        gpu=0,
+    conda:
+        "../../environment.yml"
+    shell:
+        "OMP_NUM_THREADS={threads} lpq train {params.overrides:q} > {log} 2>&1 && "
+        "python -m lpq.pipeline.envrecord {output.env:q} --rule train --job {params.job:q} "
+        "--digest {params.cfg_digest} -- {params.overrides:q} >> {log} 2>&1"
+
+
+rule reference:
+    input:
+        checkpoint_input,
+    output:
+        qconfig=res("ref/{model}/{fmt}/{wa}/qconfig.json"),
+        log_csv=res("ref/{model}/{fmt}/{wa}/search_log.csv"),
+        summary=res("ref/{model}/{fmt}/{wa}/search.json"),
+        env=res("ref/{model}/{fmt}/{wa}/env.json"),
+    log:
+        logp("reference", "{model}/{fmt}/{wa}"),
+    benchmark:
+        bench("reference", "{model}/{fmt}/{wa}")
+    params:
+        cfg_digest=digest_for("reference"),
+        job=job_key("reference"),
+        overrides=overrides_for("reference"),
+    threads: 1
+    resources:
+        mem_mb=16000 if GPU else 4000,
+        runtime=60,
+        gpu=GPU,
+    conda:
+        "../../environment.yml"
+    shell:
+        "OMP_NUM_THREADS={threads} lpq search {params.overrides:q} > {log} 2>&1 && "
+        "python -m lpq.pipeline.envrecord {output.env:q} --rule reference --job {params.job:q} "
+        "--digest {params.cfg_digest} -- {params.overrides:q} >> {log} 2>&1"
+
+
+rule search:
+    input:
+        checkpoint_input,
+    output:
+        qconfig=res("search/{model}/{fmt}/{wa}/s{seed}/qconfig.json"),
+        log_csv=res("search/{model}/{fmt}/{wa}/s{seed}/search_log.csv"),
+        summary=res("search/{model}/{fmt}/{wa}/s{seed}/search.json"),
+        env=res("search/{model}/{fmt}/{wa}/s{seed}/env.json"),
+    log:
+        logp("search", "{model}/{fmt}/{wa}/s{seed}"),
+    benchmark:
+        bench("search", "{model}/{fmt}/{wa}/s{seed}")
+    params:
+        cfg_digest=digest_for("search"),
+        job=job_key("search"),
+        overrides=overrides_for("search"),
+    threads: 1
+    resources:
+        mem_mb=search_mem_mb,
+        runtime=search_runtime,
+        gpu=GPU,
+    conda:
+        "../../environment.yml"
+    shell:
+        "OMP_NUM_THREADS={threads} lpq search {params.overrides:q} > {log} 2>&1 && "
+        "python -m lpq.pipeline.envrecord {output.env:q} --rule search --job {params.job:q} "
+        "--digest {params.cfg_digest} -- {params.overrides:q} >> {log} 2>&1"
+
+
+rule evaluate:
+    input:
+        eval_inputs,
+    output:
+        metrics=res("eval/{model}/{method}/{fmt}/{wa}/s{seed}/metrics.json"),
+        qconfig=res("eval/{model}/{method}/{fmt}/{wa}/s{seed}/qconfig.json"),
+        env=res("eval/{model}/{method}/{fmt}/{wa}/s{seed}/env.json"),
+    log:
+        logp("evaluate", "{model}/{method}/{fmt}/{wa}/s{seed}"),
+    benchmark:
+        bench("evaluate", "{model}/{method}/{fmt}/{wa}/s{seed}")
+    params:
+        cfg_digest=digest_for("evaluate"),
+        job=job_key("evaluate"),
+        overrides=overrides_for("evaluate"),
+    threads: 1
+    resources:
+        mem_mb=16000 if GPU else 4000,
+        runtime=120,
+        gpu=GPU,
+    conda:
+        "../../environment.yml"
+    shell:
+        "OMP_NUM_THREADS={threads} lpq evaluate {params.overrides:q} > {log} 2>&1 && "
+        "python -m lpq.pipeline.envrecord {output.env:q} --rule evaluate --job {params.job:q} "
+        "--digest {params.cfg_digest} -- {params.overrides:q} >> {log} 2>&1"
