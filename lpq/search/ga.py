@@ -211,9 +211,7 @@ class LPQSearch:
                  "sf0": self.sf0, **{f"settings.{k}": v for k, v in settings.items()}, **extra}
         self.digest_parts = {k: hashlib.sha256(json.dumps(v, sort_keys=True).encode()).hexdigest()[:16]
                              for k, v in parts.items()}  # to name what differs on resume (LPQ §10)
-        blob = json.dumps({"settings": settings, "family": self.family.name, "bits": list(self.family.bits),
-                           "sides": [asdict(sd) for sd in self.sides], "sf0": self.sf0, **extra}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return hashlib.sha256(json.dumps(self.digest_parts, sort_keys=True).encode()).hexdigest()[:16]
 
     def save_checkpoint(self, path: Path, digest: str) -> None:
         state = {
