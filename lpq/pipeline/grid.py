@@ -121,6 +121,19 @@ class Grid:
         pts += [(m, "none", "fp32", "w32a32", 0) for m in self.models]
         return pts
 
+    def histogram_budget(self) -> str | None:
+        """The LP search budget whose weights are drawn with their code points: the first mixed budget, else the
+        smallest fixed one; None when `lp` is not in the grid."""
+        if "lp" not in self.formats or not self.budgets:
+            return None
+        mixed = [b for b in self.budgets if parse_budget(b)[2]]
+        return mixed[0] if mixed else min(self.budgets, key=lambda b: parse_budget(b)[:2])
+
+    def histogram_targets(self) -> list[tuple[str, str, int]]:
+        """(model, wa, seed) of each weight-histogram figure (first seed)."""
+        wa = self.histogram_budget()
+        return [] if wa is None else [(m, wa, self.seeds[0]) for m in self.models]
+
     def hw_points(self) -> list[HwPoint]:
         return list(self._hw_points())
 
@@ -206,7 +219,7 @@ class Grid:
         if stage in ("search", "reference"):
             return [*self.model_overrides(wc["model"]), "search=" + ("lpq" if stage == "search" else "none"),
                     f"search.format={wc['fmt']}"]
-        if stage == "evaluate":
+        if stage in ("evaluate", "histograms"):
             return self.model_overrides(wc["model"])
         if stage == "hwsim":
             return [f"model={wc['model']}", f"hw={wc['design']}", f"hw/profile={wc['profile']}",

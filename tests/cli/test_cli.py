@@ -493,3 +493,25 @@ def test_imagefolder_class_folder_without_images(capsys, folder_run, tmp_path):
     (val / "d_empty").mkdir()
     err = _fail(capsys, [*base, f"data.val_root={val}", f"data.calib_root={calib}", f"out_dir={tmp_path / 'o'}"])
     assert "d_empty" in err
+
+
+def test_runtime_is_deterministic_without_importing_inductor_timm_or_sklearn():
+    """Job start-up stays cheap (PIPELINE §8 settings still applied): no torch._inductor, no timm for a CNN,
+    no scikit-learn for the embedded data."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch\n"
+        "from lpq.cli import _setup_runtime\n"
+        "_setup_runtime()\n"
+        "assert torch.are_deterministic_algorithms_enabled()\n"
+        "assert torch.is_deterministic_algorithms_warn_only_enabled()\n"
+        "from lpq.data.embedded import digits_split\n"
+        "from lpq.models.embedded import DigitsCNN\n"
+        "from lpq.quant.model import QuantModel\n"
+        "QuantModel(DigitsCNN(), digits_split('calib').images[:1])\n"
+        "print(sorted(m for m in ('torch._inductor', 'timm', 'sklearn') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -196,3 +196,16 @@ def test_imagefolder_from_hydra_config_group(folders):
     assert data.val[0][0].shape == (3, 12, 12)
     defaults = compose(["data=imagefolder"])
     assert defaults.data.resize == 256 and defaults.data.crop == 224
+
+
+def test_digits_arrays_equal_sklearn_load_digits():
+    """The embedded loader reads scikit-learn's data file directly (no sklearn import): same values and order."""
+    from sklearn.datasets import load_digits
+
+    from lpq.data.embedded import _digits_arrays
+
+    ref = load_digits()
+    images, labels = _digits_arrays()
+    assert images.shape == ref.images.shape == (1797, 8, 8)
+    np.testing.assert_array_equal(images, ref.images)
+    np.testing.assert_array_equal(labels, ref.target)

@@ -124,9 +124,19 @@ TABLE_NAMES = ["accuracy", "compression", "hardware"]
 FIGURE_NAMES = ["accuracy_vs_bits", "bit_allocation", "hardware"]
 
 
+def histogram_targets():
+    return [res(f"figures/weights_{m}_{b}_s{s}.png") for m, b, s in GRID.histogram_targets()]
+
+
+def histogram_overrides(wildcards):
+    """The model as `lpq evaluate` builds it (same global and model overrides)."""
+    return [*GRID.job_global_overrides(), *GRID.structural("histograms", _wc(wildcards))]
+
+
 def all_targets():
     t = [res(f"tables/{n}.{ext}") for n in TABLE_NAMES for ext in ("md", "csv", "tex")]
     t += [res(f"figures/{n}.png") for n in FIGURE_NAMES]
+    t += histogram_targets()
     if TRACKING:
         t.append(res("mlflow_ingest.json"))
     return t

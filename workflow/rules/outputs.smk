@@ -58,3 +58,31 @@ rule figures:
         "../../environment.yml"
     shell:
         "python -m lpq.pipeline.figures {params.results:q} --hw-baseline {params.baseline} > {log} 2>&1"
+
+
+rule weight_histograms:
+    input:
+        checkpoint_input,
+        qconfig=res("search/{model}/lp/{wa}/s{seed}/qconfig.json"),
+    output:
+        report(
+            res("figures/weights_{model}_{wa}_s{seed}.png"),
+            caption="../report/histograms.rst",
+            category="Figures",
+        ),
+    log:
+        logp("weight_histograms", "{model}/{wa}/s{seed}"),
+    benchmark:
+        bench("weight_histograms", "{model}/{wa}/s{seed}")
+    params:
+        cfg_digest=digest_for("histograms"),
+        overrides=histogram_overrides,
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    conda:
+        "../../environment.yml"
+    shell:
+        "OMP_NUM_THREADS={threads} python -m lpq.pipeline.histograms {output:q} --qconfig {input.qconfig:q} "
+        "-- {params.overrides:q} > {log} 2>&1"

@@ -5,6 +5,7 @@ rule mlflow_ingest:
     input:
         tables=rules.tables.output,
         figures=rules.figures.output,
+        histograms=histogram_targets(),
     output:
         res("mlflow_ingest.json"),
     log:
