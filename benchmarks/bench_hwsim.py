@@ -7,9 +7,9 @@ pointing at a venv with `scalesim` 3.0.0 (HWMODEL §2.7), it also times SCALE-Si
 reference cases (tests/hwmodel/make_scalesim_refs.py) and prints the speed-up.
 
 `--ant-networks` also runs ANT's eight networks (VGG16, ResNet-18, ResNet-50, InceptionV3, ViT-B/16,
-BERT-base on MNLI / CoLA / SST-2 shapes, sequence length 128) in `ant_compat` at batch 64 and prints
-time and energy vs AdaFloat and ANT over BitFusion (HWMODEL §9 V4 loose check; precisions from the
-§7.1 rules, which are pinned for ResNet-18 only).
+BERT-base on MNLI / CoLA / SST-2, sequence length 128) in `ant_compat` at batch 64 with the artifact's
+own layer lists and per-layer precisions (conf/hw/ant_networks.yaml) and prints time and energy vs
+AdaFloat next to the artifact's published values, and ANT over BitFusion (HWMODEL §9 V4, V8).
 
     python benchmarks/bench_hwsim.py [--repeat 5] [--ant-networks]
     SCALESIM_PYTHON=/tmp/scalesim-venv/bin/python python benchmarks/bench_hwsim.py
@@ -49,82 +49,44 @@ def _timm_records(name: str):
     return records, time.perf_counter() - start
 
 
-def _bert_records(num_classes: int):
-    """BERT-base encoder shapes (12 layers, d 768, 12 heads, FFN 3072, pooler, classifier) at L = 128."""
-    import torch
-    import torch.nn.functional as F
-    from torch import nn
-
-    from hwmodel.extract import extract_gemms
-
-    class Layer(nn.Module):
-        def __init__(self, d: int = 768, heads: int = 12, ffn: int = 3072):
-            super().__init__()
-            self.heads = heads
-            self.query, self.key, self.value, self.out = (nn.Linear(d, d) for _ in range(4))
-            self.ffn1, self.ffn2 = nn.Linear(d, ffn), nn.Linear(ffn, d)
-
-        def forward(self, x):
-            B, L, D = x.shape
-            split = lambda t: t.view(B, L, self.heads, D // self.heads).transpose(1, 2)  # noqa: E731
-            a = F.scaled_dot_product_attention(split(self.query(x)), split(self.key(x)), split(self.value(x)))
-            x = x + self.out(a.transpose(1, 2).reshape(B, L, D))
-            return x + self.ffn2(F.gelu(self.ffn1(x)))
-
-    class Bert(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.layers = nn.Sequential(*(Layer() for _ in range(12)))
-            self.pooler, self.classifier = nn.Linear(768, 768), nn.Linear(768, num_classes)
-
-        def forward(self, x):
-            return self.classifier(torch.tanh(self.pooler(self.layers(x)[:, 0])))
-
-    with torch.device("meta"):
-        return extract_gemms(Bert(), (128, 768))
-
-
 def ant_networks() -> None:
-    """ANT's eight networks in ant_compat (batch 64): ratios vs AdaFloat and ANT over BitFusion."""
+    """ANT's eight networks in ant_compat (batch 64) with the artifact's own layer lists and per-layer
+    precisions (conf/hw/ant_networks.yaml): ratios vs AdaFloat next to the published ones, and ANT
+    over BitFusion per network, as geomean and as the paper's ratio of mean ratios."""
     import math
 
+    from hwmodel.ant_networks import load_ant_networks, published
     from hwmodel.config import load_hw
-    from hwmodel.precision import rule_precisions
     from hwmodel.simulate import simulate
 
-    import timm
-    import torch
-
-    from hwmodel.extract import extract_gemms
-
-    nets = {}
-    for name, size in (("vgg16", 224), ("resnet18", 224), ("resnet50", 224), ("inception_v3", 299),
-                       ("vit_base_patch16_224", 224)):
-        with torch.device("meta"):
-            nets[name] = extract_gemms(timm.create_model(name, pretrained=False), (3, size, size))
-    for task, classes in (("bert_mnli", 3), ("bert_cola", 2), ("bert_sst2", 2)):
-        nets[task] = _bert_records(classes)
+    nets, pub = load_ant_networks(), published()
     res = {}
     start = time.perf_counter()
     for design in ("ant", "bitfusion", "adafloat", "olaccel"):
         hw = load_hw(design, "ant_compat")
-        for name, recs in nets.items():
-            s = simulate(recs, rule_precisions(hw.design, recs, name), hw, name).summary
+        for name, net in nets.items():
+            s = simulate(*net.workload(hw.design), hw, name).summary
             res[design, name] = (s["cycles"]["total"], s["energy_pj"]["total"])
-    n_layers = 4 * sum(len(r) for r in nets.values())
-    print(f"ANT networks, ant_compat, batch 64: {n_layers} layer searches in {time.perf_counter() - start:.1f} s")
+    n_layers = sum(len(net.workload(load_hw(d, "ant_compat").design)[0]) for d in ("ant", "bitfusion", "adafloat",
+                                                                                     "olaccel") for net in nets.values())
+    print(f"ANT networks (artifact lists), ant_compat, batch 64: {n_layers} layer searches in "
+          f"{time.perf_counter() - start:.1f} s; (published) from ant_res.csv")
 
     def geo(values):
         return math.exp(sum(math.log(v) for v in values) / len(values))
 
-    print(f"  {'':34}" + "".join(f"{n[:12]:>13}" for n in nets) + "   geomean")
+    print(f"  {'':32}" + "".join(f"{n[:11]:>13}" for n in nets) + "       mean")
     for design in ("ant", "bitfusion", "olaccel"):
         for k, label in ((0, "time"), (1, "energy")):
             vals = [res[design, n][k] / res["adafloat", n][k] for n in nets]
-            print(f"  {design + ' ' + label + ' vs adafloat':34}" + "".join(f"{v:13.3f}" for v in vals) + f"   {geo(vals):.3f}")
+            ref = pub[label][design]
+            print(f"  {design + ' ' + label + ' vs adafloat':32}" + "".join(f"{v:7.3f}({r:.2f})" for v, r in zip(vals, ref))
+                  + f"   {sum(vals) / len(vals):.3f}({sum(ref) / len(ref):.3f})")
     for k, label in ((0, "speed-up"), (1, "energy ratio")):
         vals = [res["bitfusion", n][k] / res["ant", n][k] for n in nets]
-        print(f"  {'ANT over BitFusion ' + label:34}" + "".join(f"{v:13.2f}" for v in vals) + f"   {geo(vals):.2f}")
+        means = [sum(res[d, n][k] / res["adafloat", n][k] for n in nets) for d in ("bitfusion", "ant")]
+        print(f"  {'ANT over BitFusion ' + label:32}" + "".join(f"{v:13.2f}" for v in vals)
+              + f"   geomean {geo(vals):.2f}, ratio of means {means[0] / means[1]:.2f}")
 
 
 def main() -> None:

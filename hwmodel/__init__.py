@@ -13,7 +13,8 @@ Modules, one job each:
 - `memory`     SRAM/DRAM traffic and bandwidth stalls (§4)
 - `energy`     table-driven energy engine and report groups (§5.1, §5.2)
 - `area`       area model and iso-area array sizing (§6)
-- `default28`, `ant_compat`   the two profiles' per-record models (§7.2, §7.3)
+- `default28`, `ant_compat`, `bitfusion45`   the three profiles' per-record models (§7.2–§7.4)
+- `ant_networks`  ANT's eight networks with the artifact's own per-layer precisions (§9 V4, V8)
 - `simulate`, `report`        whole-workload runs, summary, normalisation, layers.csv, figure (§8)
 
 `hwmodel` never imports `lpq.search` or `lpq.pipeline`.

@@ -40,12 +40,16 @@ class LayerGeom:
     OC: int
     kk2: int
     count: int
+    S: int = 1  # stride and kernel sides: BitFusion's direct-convolution input halo (§7.4)
+    KH: int = 1
+    KW: int = 1
 
     @classmethod
     def of(cls, rec: GemmRecord) -> "LayerGeom":
         if rec.op == "conv" and rec.conv is not None:
             g = rec.conv
-            return cls(rec.batch, g.OH, g.OW, rec.K // (g.KH * g.KW), rec.N, g.KH * g.KW, rec.count)
+            return cls(rec.batch, g.OH, g.OW, rec.K // (g.KH * g.KW), rec.N, g.KH * g.KW, rec.count,
+                       int(g.stride), g.KH, g.KW)
         return cls(rec.M, 1, 1, rec.K, rec.N, 1, rec.count)
 
 
@@ -63,74 +67,133 @@ def pf(bits: int, p_max: int, p_min: int) -> int:
     return max(1, p_max // max(int(bits), p_min))
 
 
-def search_layer(geo: LayerGeom, b_a: int, b_w: int, rows: int, cols: int, dataflow: str, pe: dict,
-                 profile: Profile, prune: bool = True) -> dict:
-    """Best tiling of one layer (one of `count` identical GEMMs): cycles, traffic and energies (§7.3).
-    `prune=False` searches every tiling under every order (the reference for the exact pruning)."""
-    a, c = rows, cols
-    arch, E = profile.arch, profile.energy
-    pf_i = pf(b_a, int(pe["p_max"]), int(pe["p_min"]))
-    pf_w = pf(b_w, int(pe["p_max"]), int(pe["p_min"]))
-    out_bits = int(arch.get("out_bits", 16))
-    half = {"wgt": int(arch["wbuf_bytes"]) * 4, "act": int(arch["ibuf_bytes"]) * 4, "out": int(arch["obuf_bytes"]) * 4}
+@dataclass
+class Candidates:
+    """The tilings of one layer that fit the buffers: sizes, tile counts n (5 × T, in LOOPS order),
+    tile bits per operand, compute cycles and inner-loop SRAM bits (all arrays over tilings)."""
+
+    dims: dict[str, np.ndarray]
+    n: np.ndarray
+    tiles: dict[str, np.ndarray]
+    compute: np.ndarray
+    inner: dict[str, np.ndarray]  # wbuf_read, ibuf_read, obuf (OBUF reads = writes inside the tile loop)
+
+    def keep(self, mask: np.ndarray) -> "Candidates":
+        pick = lambda d: {k: v[mask] for k, v in d.items()}  # noqa: E731
+        return Candidates(pick(self.dims), self.n[:, mask], pick(self.tiles), self.compute[mask], pick(self.inner))
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Where the BitFusion tiling model differs from ANT's after the candidates (§7.3 vs §7.4)."""
+
+    out_first_zero: bool  # quirk A2: the output's first transfer is zeroed once a promotion succeeds (ANT)
+    out_reload: bool  # partial sums are read back from DRAM: DRAM reads, OBUF writes, initial latency (BitFusion)
+
+
+ANT_RULES = Rules(out_first_zero=True, out_reload=False)
+
+
+def tiling_space(geo: LayerGeom) -> dict[str, np.ndarray]:
+    """Every (b, oh, ow, ic, oc) of the §7.3 search space, flattened; ow = oh = min(2^j, O)."""
     b, o, ic, oc = (t.ravel() for t in np.meshgrid(_space(geo.B), _space(max(geo.OH, geo.OW)), _space(geo.IC),
                                                    _space(geo.OC), indexing="ij"))
-    oh, ow = np.minimum(o, geo.OH), np.minimum(o, geo.OW)
-    kk2 = geo.kk2
+    return {"b": b, "oh": np.minimum(o, geo.OH), "ow": np.minimum(o, geo.OW), "ic": ic, "oc": oc}
+
+
+def tile_counts(geo: LayerGeom, d: dict[str, np.ndarray]) -> np.ndarray:
+    """n_x = ⌈X/x⌉ per loop, stacked in LOOPS order (B, OW, OH, IC, OC)."""
+    return np.stack([_cdiv(geo.B, d["b"]), _cdiv(geo.OW, d["ow"]), _cdiv(geo.OH, d["oh"]), _cdiv(geo.IC, d["ic"]),
+                     _cdiv(geo.OC, d["oc"])])
+
+
+def _ant_candidates(geo: LayerGeom, b_a: int, b_w: int, a: int, c: int, pf_i: int, pf_w: int, dataflow: str,
+                    out_bits: int, half: dict) -> Candidates:
+    """§7.3 steps 1, 3 (inner loop) and 4 for every tiling that fits."""
+    d = tiling_space(geo)
+    b, oh, ow, ic, oc, kk2 = d["b"], d["oh"], d["ow"], d["ic"], d["oc"], geo.kk2
     wgt = _cdiv(kk2 * ic, a * pf_w) * a * pf_w * oc * b_w
     act = ow * oh * _cdiv(kk2 * ic, c * pf_i) * c * pf_i * b * b_a  # quirk A1: c for activations
-    out = ow * oh * oc * b * out_bits
     ok = (wgt <= half["wgt"]) & (act <= half["act"])
     if not ok.any():
         raise ValueError(f"no tiling of layer {geo} fits the buffers")
-    b, oh, ow, ic, oc, wgt, act, out = (x[ok] for x in (b, oh, ow, ic, oc, wgt, act, out))
-    n = np.stack([_cdiv(geo.B, b), _cdiv(geo.OW, ow), _cdiv(geo.OH, oh), _cdiv(geo.IC, ic), _cdiv(geo.OC, oc)])
+    d = {k: v[ok] for k, v in d.items()}
+    b, oh, ow, ic, oc = d["b"], d["oh"], d["ow"], d["ic"], d["oc"]
+    n = tile_counts(geo, d)
     n_t = n.prod(axis=0)
     mac_t = kk2 * ic * oc * b * oh * ow
     if dataflow == "ws":
         compute = n_t * b * oh * ow * _cdiv(oc, c * pf_w) * _cdiv(kk2 * ic, a * pf_i)
-        wbuf_rd = n_t * kk2 * ic * oc * b_w
-        obuf_inner = n_t * mac_t * out_bits
+        inner = {"wbuf_read": n_t * kk2 * ic * oc * b_w, "obuf": n_t * mac_t * out_bits}
     else:
         compute = n_t * _cdiv(b * oh * ow, a * pf_i) * _cdiv(oc, c * pf_w) * kk2 * ic
-        wbuf_rd = n_t * mac_t * b_w
-        obuf_inner = n_t * oc * oh * ow * b * out_bits
-    ibuf_rd = n_t * mac_t * b_a
-    if_w = int(arch["if_width_bits"])
-    tiles = {"wgt": wgt, "act": act, "out": out}
+        inner = {"wbuf_read": n_t * mac_t * b_w, "obuf": n_t * oc * oh * ow * b * out_bits}
+    inner["ibuf_read"] = n_t * mac_t * b_a
+    tiles = {"wgt": wgt[ok], "act": act[ok], "out": ow * oh * oc * b * out_bits}
+    return Candidates(d, n, tiles, compute, inner)
+
+
+def half_buffers(arch) -> dict[str, int]:
+    """Half of each buffer in bits (double buffering)."""
+    return {"wgt": int(arch["wbuf_bytes"]) * 4, "act": int(arch["ibuf_bytes"]) * 4, "out": int(arch["obuf_bytes"]) * 4}
+
+
+def search_layer(geo: LayerGeom, b_a: int, b_w: int, rows: int, cols: int, dataflow: str, pe: dict,
+                 profile: Profile, prune: bool = True) -> dict:
+    """Best tiling of one layer (one of `count` identical GEMMs): cycles, traffic and energies (§7.3).
+    `prune=False` searches every tiling under every order (the reference for the exact pruning)."""
+    arch, E = profile.arch, profile.energy
+    pf_i = pf(b_a, int(pe["p_max"]), int(pe["p_min"]))
+    pf_w = pf(b_w, int(pe["p_max"]), int(pe["p_min"]))
+    half = half_buffers(arch)
+    cands = _ant_candidates(geo, b_a, b_w, rows, cols, pf_i, pf_w, dataflow, int(arch.get("out_bits", 16)), half)
+    pes = rows * cols
+
+    def tie(total, stall, sram_e, reads, writes):
+        return (total * (pes * E[pe["leak"]] + E["tiebreak_sram_leak"] + E["tiebreak_dram_background"])
+                + (total - stall) * pes * E[pe["dyn"]] + sram_e
+                + reads * E["tiebreak_dram_read"] + writes * E["tiebreak_dram_write"])
+
+    best = best_tiling(cands, half, int(arch["if_width_bits"]), E, tie, ANT_RULES, prune)
+    return {**best, "pf_i": pf_i, "pf_w": pf_w}
+
+
+def best_tiling(cands: Candidates, half: dict, if_w: int, E, tie, rules: Rules, prune: bool = True) -> dict:
+    """Promotion, stalls and selection over all loop orders (§7.3 steps 2, 3, 5, 6): minimum total
+    cycles, ties by `tie(total, stall, sram_energy, dram_read_bits, dram_write_bits)`, first the best
+    tiling per order, then the best order."""
     # exact pruning: total >= compute, so a tiling whose compute exceeds the best total under one
     # order can never win (ties on total are all kept, in enumeration order)
-    bound = _totals(ORDERS[:1], n, tiles, half, compute, if_w)[0].min() if prune else compute.max()
-    keep = compute <= bound
-    n, compute, wbuf_rd, obuf_inner, ibuf_rd = n[:, keep], compute[keep], wbuf_rd[keep], obuf_inner[keep], ibuf_rd[keep]
-    b, oh, ow, ic, oc = b[keep], oh[keep], ow[keep], ic[keep], oc[keep]
-    tiles = {k: v[keep] for k, v in tiles.items()}
-    total, stall, traffic = _totals(ORDERS, n, tiles, half, compute, if_w)
-    reads, writes = traffic["wgt"] + traffic["act"], traffic["out"]
-    sram = {"wbuf_read": wbuf_rd, "wbuf_write": traffic["wgt"], "ibuf_read": ibuf_rd, "ibuf_write": traffic["act"],
-            "obuf_read": traffic["out"] + obuf_inner, "obuf_write": obuf_inner}
+    bound = _totals(ORDERS[:1], cands.n, cands.tiles, half, cands.compute, if_w, rules)[0].min() if prune \
+        else cands.compute.max()
+    cands = cands.keep(cands.compute <= bound)
+    total, stall, traffic = _totals(ORDERS, cands.n, cands.tiles, half, cands.compute, if_w, rules)
+    reload = traffic["out"] if rules.out_reload else 0
+    reads, writes = traffic["wgt"] + traffic["act"] + reload, traffic["out"]
+    inner = cands.inner
+    sram = {"wbuf_read": inner["wbuf_read"], "wbuf_write": traffic["wgt"], "ibuf_read": inner["ibuf_read"],
+            "ibuf_write": traffic["act"], "obuf_read": traffic["out"] + inner["obuf"],
+            "obuf_write": inner["obuf"] + reload}
     sram_e = sum(np.asarray(v, dtype=np.float64) * E[k] for k, v in sram.items())
-    pes = a * c
-    tie = (total * (pes * E[pe["leak"]] + E["tiebreak_sram_leak"] + E["tiebreak_dram_background"])
-           + (total - stall) * pes * E[pe["dyn"]] + sram_e
-           + reads * E["tiebreak_dram_read"] + writes * E["tiebreak_dram_write"])
-    # best tiling per order (min total, then min tie-break energy, then first), then best order
+    energy = tie(total, stall, sram_e, reads, writes)
     best_t = total.min(axis=1, keepdims=True)
-    e_masked = np.where(total == best_t, tie, np.inf)
-    col = e_masked.argmin(axis=1)
+    col = np.where(total == best_t, energy, np.inf).argmin(axis=1)
     rows_idx = np.arange(len(ORDERS))
-    order_total, order_e = total[rows_idx, col], tie[rows_idx, col]
+    order_total, order_e = total[rows_idx, col], energy[rows_idx, col]
     cand = np.flatnonzero(order_total == order_total.min())
     r = int(cand[np.argmin(order_e[cand])])
     k = int(col[r])
-    pick = lambda arr: int(arr[r, k]) if arr.ndim == 2 else int(arr[k])  # noqa: E731
+
+    def pick(arr) -> int:
+        arr = np.asarray(arr)
+        return int(arr[r, k]) if arr.ndim == 2 else int(arr[k] if arr.ndim else arr)
+
     return {
         "order": "-".join(LOOPS[i] for i in ORDERS[r]),
-        "tile": {"b": int(b[k]), "oh": int(oh[k]), "ow": int(ow[k]), "ic": int(ic[k]), "oc": int(oc[k])},
-        "compute_cycles": pick(compute), "stall_cycles": pick(stall), "total_cycles": pick(total),
+        "tile": {key: int(v[k]) for key, v in cands.dims.items()},
+        "compute_cycles": pick(cands.compute), "stall_cycles": pick(stall), "total_cycles": pick(total),
         "dram_read_bits": pick(reads), "dram_write_bits": pick(writes),
         **{f"{key}_bits": pick(v) for key, v in sram.items()},
-        "pf_i": pf_i, "pf_w": pf_w,
     }
 
 
@@ -151,14 +214,20 @@ def _promote(orders: np.ndarray, n: np.ndarray, tile: np.ndarray, indexes: np.nd
     return t, first
 
 
-def _totals(orders: np.ndarray, n: np.ndarray, tiles: dict, half: dict, compute: np.ndarray, if_w: int):
+def _totals(orders: np.ndarray, n: np.ndarray, tiles: dict, half: dict, compute: np.ndarray, if_w: int,
+            rules: Rules = ANT_RULES):
     """(total, stall, traffic) per (order, tiling): stall = max(0, ⌈middle/if⌉ − compute) + ⌈initial/if⌉
-    + ⌈final/if⌉ (§7.3 step 5)."""
+    + ⌈final/if⌉ (§7.3 step 5); with partial-sum reload the output counts twice and its first
+    transfer is part of the initial load too (§7.4)."""
     traffic, first = {}, {}
     for key in ("wgt", "act", "out"):
-        traffic[key], first[key] = _promote(orders, n, tiles[key], INDEXES[key], half[key], key == "out")
+        zero = key == "out" and rules.out_first_zero
+        traffic[key], first[key] = _promote(orders, n, tiles[key], INDEXES[key], half[key], zero)
     initial, final = first["wgt"] + first["act"], first["out"]
-    middle = traffic["wgt"] + traffic["act"] + traffic["out"] - initial - final
+    moved = traffic["wgt"] + traffic["act"] + traffic["out"]
+    if rules.out_reload:
+        initial, moved = initial + first["out"], moved + traffic["out"]
+    middle = moved - initial - final
     stall = np.maximum(0, _cdiv(middle, if_w) - compute) + _cdiv(initial, if_w) + _cdiv(final, if_w)
     return compute + stall, stall, traffic
 

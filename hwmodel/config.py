@@ -21,7 +21,8 @@ PE_KINDS = ("fused", "fixed")
 LP_DECODE = ("edge", "pe", "none")
 ACCOUNTING = ("physical", "scalesim")
 STORAGE = ("lane", "exact")
-PROFILE_MODELS = ("systolic", "ant_tiling")
+PROFILE_MODELS = ("systolic", "ant_tiling", "bitfusion_tiling")
+TILING_MODELS = ("ant_tiling", "bitfusion_tiling")  # profiles with a per-design array table
 
 
 def _need(cfg: Mapping, key: str, where: str) -> Any:

@@ -1,16 +1,17 @@
 """Simulate a workload on one design and summarise it (HWMODEL §7, §8).
 
 `simulate` runs every batch-1 record (scaled to `hw.batch`) through the profile's model
-(`default28`: systolic closed forms; `ant_compat`: ANT's tiling search) and returns the
+(`default28`: systolic closed forms; `ant_compat`: ANT's tiling search; `bitfusion45`:
+BitFusion's tiling search) and returns the
 layers.csv rows plus the summary.json totals; `normalise` adds the `norm.<baseline>` ratios.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import ant_compat, default28
+from . import ant_compat, bitfusion45, default28
 from .area import design_area_mm2, iso_area_array
-from .config import HwConfig
+from .config import TILING_MODELS, HwConfig
 from .energy import summary_groups
 from .precision import Precision
 from .workload import GemmRecord
@@ -25,10 +26,11 @@ class SimResult:
 
 
 def array_size(hw: HwConfig) -> tuple[int, int, bool]:
-    """(R, C, iso_area): hw.rows/hw.cols override; else the profile's table (ant_compat) or §6.2."""
+    """(R, C, iso_area): hw.rows/hw.cols override; else the profile's table (ant_compat, bitfusion45)
+    or §6.2."""
     if hw.rows is not None:
         return hw.rows, hw.cols, False
-    if hw.profile.model == "ant_tiling":
+    if hw.profile.model in TILING_MODELS:
         size = hw.profile.arrays.get(hw.design.name)
         if size is None:
             raise ValueError(f"hw={hw.design.name} is not simulated by profile {hw.profile.name}: designs with an array "
@@ -57,9 +59,14 @@ def assumptions(hw: HwConfig) -> list[str]:
                     "operands move through the array at w_dec bits (§3.3)"]
         if not p.arch.get("static"):
             out += ["SRAM leakage and DRAM background off (§5.2 static option)"]
-    else:
+    elif p.model == "ant_tiling":
         out += ["ANT MICRO'22 artifact model: tiling search, no fill/drain, constants unscaled (§7.3)",
                 "every PE burns dynamic energy in every non-stall cycle (no gating), as in the artifact"]
+    else:
+        out += ["BitFusion ISCA'18 simulator model: tiling search, first layer and linears im2col, other convs "
+                "direct with input halo, 32-bit partial sums drained and reloaded (§7.4)",
+                "core energy = active cycles x PEs x 8/2 unit dynamic energy; no leakage or static energy",
+                "not validated against regenerated BitFusion simulator output (§7.4)"]
     return out
 
 
@@ -80,10 +87,12 @@ def simulate(records: list[GemmRecord], precisions: list[Precision], hw: HwConfi
     d, p = hw.design, hw.profile
     df = d.dataflow
     layers = []
-    for rec, prec in zip(records, precisions):
+    for i, (rec, prec) in enumerate(zip(records, precisions)):
         at_b = rec.at_batch(hw.batch)
         if p.model == "ant_tiling":
             layers.append(ant_compat.simulate_record(at_b, prec, d, p, R, C, df))
+        elif p.model == "bitfusion_tiling":
+            layers.append(bitfusion45.simulate_record(at_b, prec, d, p, R, C, first=i == 0))
         else:
             run = default28.ArrayRun(R, C, df, hw.accounting, hw.storage)
             layers.append(default28.simulate_record(at_b, prec, d, p, run))
@@ -117,7 +126,7 @@ def summarise(layers: list[dict], hw: HwConfig, R: int, C: int, iso_area: bool, 
         "unquantized_layers": sum(1 for row in layers if row["unquantized"]),
         "meta": {
             "model": model, "design": hw.design.name, "profile": p.name, "array": [R, C], "iso_area": iso_area,
-            "dataflow": hw.design.dataflow, "accounting": hw.accounting if p.model == "systolic" else "ant_tiling",
+            "dataflow": hw.design.dataflow, "accounting": hw.accounting if p.model == "systolic" else p.model,
             "batch": hw.batch, "clock_hz": f, "constants_hash": p.constants_hash, "validated": p.validated,
             "storage": hw.storage, "assumptions": assumptions(hw),
         },
