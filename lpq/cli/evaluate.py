@@ -6,7 +6,10 @@ import logging
 import time
 from pathlib import Path
 
-from ..data import build_data, calibration_subset
+from omegaconf import OmegaConf
+
+from ..data import build_data, calibration_subset, resolve_data_cfg
+from ..data.datasets import PREPROCESS_KEYS
 from ..models import build_model
 from ..pipeline import atomic
 from ..quant.fold import fold_batchnorm
@@ -23,8 +26,11 @@ def _is_none(value) -> bool:
 
 def build_quant_model(cfg):
     """Data, BN-folded model wrapped for quantization, and the provenance of both."""
-    data = build_data(cfg.data)
     loaded = build_model(cfg.model)
+    data_cfg = resolve_data_cfg(cfg.data, loaded.module)
+    data = build_data(data_cfg)
+    plain = OmegaConf.to_container(data_cfg, resolve=True)
+    data.preprocess = {k: plain[k] for k in (*PREPROCESS_KEYS, "preprocess_source") if k in plain} or None
     model = loaded.module.to(cfg.device)
     fold_batchnorm(model)
     example = data.calib[0][0].unsqueeze(0).to(cfg.device)  # never read an evaluation image in lpq search (LPQ §6)
@@ -62,6 +68,7 @@ def run_evaluate(cfg, out_dir: Path) -> dict:
         "top1": result["top1"], "top5": result["top5"], "num_samples": result["num_samples"],
         "model": loaded.name, **labels, **bits,
         "quantized_layers": len(qc.layers), "weights_source": loaded.weights_source, "data_source": data.source,
+        **({"preprocess": data.preprocess} if data.preprocess else {}),
         "eval_seconds": round(result["eval_seconds"], 3), "seconds": round(time.perf_counter() - start, 3),
     }
     qc.extra = {"model": loaded.name, **{k: v for k, v in labels.items() if k != "qconfig"}}

@@ -1,7 +1,7 @@
 """`lpq hwsim`: hardware simulation of a model on one accelerator design (HWMODEL §1.4, §8).
 
     lpq hwsim model=... [quant.config=FILE | quant.w_format=... quant.a_format=...] hw=<design>
-              [hw/profile=default28|ant_compat] [hw.rows=R hw.cols=C] [hw.dataflow=os|ws|is] out_dir=DIR
+              [hw/profile=default28|ant_compat|bitfusion45] [hw.rows=R hw.cols=C] [hw.dataflow=os|ws|is] out_dir=DIR
 
 The workload is traced from the model architecture alone (no weights are loaded or needed:
 `model.checkpoint` is ignored, timm models are built with random init on the `meta` device), or

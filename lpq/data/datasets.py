@@ -27,6 +27,7 @@ class EvalData:
     calib_ids: list[str]
     num_classes: int | None
     source: str
+    preprocess: dict | None = None  # image preprocessing actually applied (imagefolder)
 
 
 def _check_root(root: Any, key: str) -> Path:
@@ -73,6 +74,47 @@ def _image_folder(root: Path, transform):
     ds = ImageFolder(str(root), transform=transform)  # class index = sorted folder position
     ids = [os.path.relpath(p, root) for p, _ in ds.samples]
     return ds, [f"{root.resolve()}/{i}" for i in ids]
+
+
+PREPROCESS_KEYS = ("resize", "crop", "mean", "std", "interpolation")
+
+
+def model_preprocess(module) -> dict | None:
+    """The evaluation preprocessing a timm model's pretrained weights expect, from its `pretrained_cfg` (resolved
+    offline by timm.data.resolve_data_config; the default tag's settings, e.g. ViT-B/16 augreg: mean/std 0.5,
+    crop 0.9, bicubic). Resize = floor(crop / crop_pct) as in timm's eval transform. None for non-timm models."""
+    if not getattr(module, "pretrained_cfg", None):
+        return None
+    from timm.data import resolve_data_config
+
+    dc = resolve_data_config({}, model=module)
+    if dc.get("crop_mode", "center") != "center":
+        raise ValueError(f"data.preprocess=model: crop_mode={dc['crop_mode']!r} is not supported; "
+                         "set data.preprocess=config and the data.* keys")
+    crop = int(dc["input_size"][-1])
+    return {"resize": int(crop / float(dc["crop_pct"])), "crop": crop, "mean": [float(v) for v in dc["mean"]],
+            "std": [float(v) for v in dc["std"]], "interpolation": str(dc["interpolation"])}
+
+
+def resolve_data_cfg(cfg, module):
+    """`data` config with the preprocessing actually used: `data.preprocess=model` (default) takes it from the
+    model's pretrained config when it has one (timm), `config` (or a model without one) keeps data.resize/crop/
+    mean/std/interpolation. Returns a copy; the embedded dataset is unaffected."""
+    from omegaconf import OmegaConf
+
+    data = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
+    if data.get("kind") != "imagefolder":
+        return OmegaConf.create(data)
+    mode = str(data.get("preprocess", "model"))
+    if mode not in ("model", "config"):
+        raise ValueError(f"data.preprocess={mode!r} is invalid: need model or config")
+    found = model_preprocess(module) if mode == "model" else None
+    if found:
+        data.update(found)
+    data["preprocess_source"] = "model.pretrained_cfg" if found else "data config"
+    log.info("image preprocessing (%s): resize %s, crop %s, %s, mean %s, std %s", data["preprocess_source"],
+             data.get("resize"), data.get("crop"), data.get("interpolation"), data.get("mean"), data.get("std"))
+    return OmegaConf.create(data)
 
 
 def build_data(cfg) -> EvalData:

@@ -209,3 +209,46 @@ def test_digits_arrays_equal_sklearn_load_digits():
     assert images.shape == ref.images.shape == (1797, 8, 8)
     np.testing.assert_array_equal(images, ref.images)
     np.testing.assert_array_equal(labels, ref.target)
+
+
+# ---- per-model preprocessing (data.preprocess) --------------------------------------------------------------------
+@pytest.mark.parametrize("name,expected", [
+    # timm's default tags: resnet18.a1_in1k crop_pct 0.95; vit augreg mean/std 0.5, crop_pct 0.9; deit 0.9
+    ("resnet18", {"resize": 235, "crop": 224, "interpolation": "bicubic", "mean": [0.485, 0.456, 0.406]}),
+    ("vit_base_patch16_224", {"resize": 248, "crop": 224, "interpolation": "bicubic", "mean": [0.5, 0.5, 0.5],
+                              "std": [0.5, 0.5, 0.5]}),
+    ("mobilenetv2_100", {"resize": 256, "crop": 224}),
+])
+def test_preprocess_from_timm_pretrained_cfg(folders, name, expected):
+    timm = pytest.importorskip("timm")
+    from lpq.data import resolve_data_cfg
+
+    val, calib, _ = folders
+    with torch.device("meta"):
+        module = timm.create_model(name, pretrained=False)
+    data = resolve_data_cfg(_cfg(val, calib, preprocess="model"), module)
+    for k, v in expected.items():
+        assert (list(data[k]) if isinstance(v, list) else data[k]) == pytest.approx(v) if isinstance(v, list) \
+            else data[k] == v, (k, data[k])
+    assert data.preprocess_source == "model.pretrained_cfg"
+    kept = resolve_data_cfg(_cfg(val, calib, preprocess="config", resize=32, crop=16), module)
+    assert kept.resize == 32 and kept.crop == 16 and kept.interpolation == "bilinear"
+    assert kept.preprocess_source == "data config"
+
+
+def test_preprocess_without_pretrained_cfg_keeps_config(folders):
+    from lpq.data import resolve_data_cfg
+
+    val, calib, _ = folders
+    data = resolve_data_cfg(_cfg(val, calib, resize=20), torch.nn.Linear(2, 2))
+    assert data.resize == 20 and data.preprocess_source == "data config"
+    emb = resolve_data_cfg(OmegaConf.create({"kind": "embedded"}), torch.nn.Linear(2, 2))
+    assert emb.kind == "embedded" and "preprocess_source" not in emb
+
+
+def test_preprocess_bad_value(folders):
+    from lpq.data import resolve_data_cfg
+
+    val, calib, _ = folders
+    with pytest.raises(ValueError, match="data.preprocess='auto' is invalid"):
+        resolve_data_cfg(_cfg(val, calib, preprocess="auto"), torch.nn.Linear(2, 2))

@@ -23,9 +23,9 @@ rule train:
     conda:
         "../../environment.yml"
     shell:
-        "OMP_NUM_THREADS={threads} lpq train {params.overrides:q} > {log} 2>&1 && "
+        "start=$(date +%s); OMP_NUM_THREADS={threads} lpq train {params.overrides:q} > {log} 2>&1 && "
         "python -m lpq.pipeline.envrecord {output.env:q} --rule train --job {params.job:q} "
-        "--digest {params.cfg_digest} -- {params.overrides:q} >> {log} 2>&1"
+        "--digest {params.cfg_digest} --start $start -- {params.overrides:q} >> {log} 2>&1"
 
 
 rule reference:
@@ -52,9 +52,9 @@ rule reference:
     conda:
         "../../environment.yml"
     shell:
-        "OMP_NUM_THREADS={threads} lpq search {params.overrides:q} > {log} 2>&1 && "
+        "start=$(date +%s); OMP_NUM_THREADS={threads} lpq search {params.overrides:q} > {log} 2>&1 && "
         "python -m lpq.pipeline.envrecord {output.env:q} --rule reference --job {params.job:q} "
-        "--digest {params.cfg_digest} -- {params.overrides:q} >> {log} 2>&1"
+        "--digest {params.cfg_digest} --start $start -- {params.overrides:q} >> {log} 2>&1"
 
 
 rule search:
@@ -81,9 +81,9 @@ rule search:
     conda:
         "../../environment.yml"
     shell:
-        "OMP_NUM_THREADS={threads} lpq search {params.overrides:q} > {log} 2>&1 && "
+        "start=$(date +%s); OMP_NUM_THREADS={threads} lpq search {params.overrides:q} > {log} 2>&1 && "
         "python -m lpq.pipeline.envrecord {output.env:q} --rule search --job {params.job:q} "
-        "--digest {params.cfg_digest} -- {params.overrides:q} >> {log} 2>&1"
+        "--digest {params.cfg_digest} --start $start -- {params.overrides:q} >> {log} 2>&1"
 
 
 rule evaluate:
@@ -109,6 +109,6 @@ rule evaluate:
     conda:
         "../../environment.yml"
     shell:
-        "OMP_NUM_THREADS={threads} lpq evaluate {params.overrides:q} > {log} 2>&1 && "
+        "start=$(date +%s); OMP_NUM_THREADS={threads} lpq evaluate {params.overrides:q} > {log} 2>&1 && "
         "python -m lpq.pipeline.envrecord {output.env:q} --rule evaluate --job {params.job:q} "
-        "--digest {params.cfg_digest} -- {params.overrides:q} >> {log} 2>&1"
+        "--digest {params.cfg_digest} --start $start -- {params.overrides:q} >> {log} 2>&1"
