@@ -1,6 +1,6 @@
 """`lpq <command> key=value ...`: one Hydra-configured entry point for every command.
 
-Commands: train, evaluate, search, hwsim. Overrides use Hydra's grammar; format spec strings are quoted for
+Commands: train, evaluate, calibrate, search, hwsim. Overrides use Hydra's grammar; format spec strings are quoted for
 Hydra automatically (LP-FORMAT §7), so `quant.w_format='lp<8,*,*,*>'` works as written.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 log = logging.getLogger("lpq")
 
 SPEC_KEYS = ("quant.w_format", "quant.a_format")
-COMMANDS = ("train", "evaluate", "search", "hwsim")
+COMMANDS = ("train", "evaluate", "calibrate", "search", "hwsim")
 
 
 def conf_dir() -> Path:
@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\nexamples:\n  lpq train model=digits_cnn out_dir=runs/cnn\n"
               "  lpq evaluate model=digits_cnn model.checkpoint=runs/cnn/model.pt "
               "quant.w_format='lp<8,*,*,*>' quant.a_format='lp<8,*,*,*>' out_dir=runs/cnn-lp8\n"
+              "  lpq calibrate model=digits_cnn model.checkpoint=runs/cnn/model.pt out_dir=runs/cnn-calib\n"
               "  lpq search model=digits_cnn model.checkpoint=runs/cnn/model.pt search.format=lp "
               "budget.w_bits=4 budget.a_bits=4 out_dir=runs/cnn-lpq\n"
               "  lpq hwsim model=digits_cnn quant.config=runs/cnn-lpq/qconfig.json hw=lpa out_dir=runs/cnn-hw")
@@ -122,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
             from .search import run_search
 
             run_search(cfg, out_dir)
+        elif command == "calibrate":
+            from .calibrate import run_calibrate
+
+            run_calibrate(cfg, out_dir)
     except (ValueError, OSError) as err:  # bad input; OSError: unreadable files (e.g. corrupt images)
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -10,13 +10,14 @@ import torch
 
 from ..data import calibration_subset
 from ..pipeline import atomic
-from ..quant.ptq import average_bits, collect_statistics
+from ..quant.ptq import average_bits
 from ..quant.qconfig import LayerQ, QConfig
 from ..quant.quantizer import make_quantizer
 from ..search.fitness import FitnessEvaluator, FitnessSettings
 from ..search.ga import GASettings, LPQSearch
 from ..search.genome import Side, make_family
 from ..search.runner import SegmentedModel, default_taps
+from .calibrate import search_statistics
 from .evaluate import build_quant_model
 
 log = logging.getLogger("lpq")
@@ -66,8 +67,7 @@ def run_search(cfg, out_dir: Path) -> dict:
                          f"smallest allowed width {min(family.bits)} of search.bits={list(family.bits)}")
     data, loaded, qm = build_quant_model(cfg)
     batches, calib_ids = calibration_batches(cfg, data)
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.cat(batches)), batch_size=len(batches[0]))
-    stats = collect_statistics(qm, [(x, None) for (x,) in loader], int(cfg.calib.subsample), int(cfg.calib.seed), cfg.device)
+    _, stats = search_statistics(cfg, qm, loaded.name, batches, calib_ids)  # from calib.cache when set
     taps = list(cfg.model.get("taps") or default_taps(qm.model))
     seg = SegmentedModel(qm, taps)
     fit_settings = FitnessSettings(objective=str(s.objective), tau=float(s.tau),

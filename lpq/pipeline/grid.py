@@ -219,7 +219,7 @@ class Grid:
         if stage in ("search", "reference"):
             return [*self.model_overrides(wc["model"]), "search=" + ("lpq" if stage == "search" else "none"),
                     f"search.format={wc['fmt']}"]
-        if stage in ("evaluate", "histograms"):
+        if stage in ("evaluate", "histograms", "calibrate"):
             return self.model_overrides(wc["model"])
         if stage == "hwsim":
             return [f"model={wc['model']}", f"hw={wc['design']}", f"hw/profile={wc['profile']}",

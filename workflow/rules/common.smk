@@ -61,6 +61,8 @@ def overrides_for(stage):
         io = {}
         if stage == "evaluate" and wc["fmt"] != "fp32":
             io["quant.config"] = eval_qconfig(wildcards)
+        if stage in ("search", "reference"):
+            io["calib.cache"] = res(f"calib/{wc['model']}/calib.pt")
         if stage == "hwsim":
             q = hw_qconfig(wildcards)
             if q:

@@ -1,6 +1,6 @@
-# train (embedded models), reference (uniform PTQ qconfig, search=none), search (LPQ GA), evaluate.
-# Calibration is folded into `reference`, `search` and `evaluate`: each calibrates on the same fixed
-# calibration subset (calib.seed), so there is no separate calibrate job or calib.pt (documented deviation).
+# train (embedded models), calibrate (calibration IDs + FP activation statistics once per model: calib.pt, read by
+# every reference and search job of the model), reference (uniform PTQ qconfig, search=none), search (LPQ GA),
+# evaluate (applies a qconfig; no calibration).
 
 
 rule train:
@@ -28,9 +28,38 @@ rule train:
         "--digest {params.cfg_digest} --start $start -- {params.overrides:q} >> {log} 2>&1"
 
 
+rule calibrate:
+    input:
+        checkpoint_input,
+    output:
+        calib=res("calib/{model}/calib.pt"),
+        summary=res("calib/{model}/calib.json"),
+        env=res("calib/{model}/env.json"),
+    log:
+        logp("calibrate", "{model}"),
+    benchmark:
+        bench("calibrate", "{model}")
+    params:
+        cfg_digest=digest_for("calibrate"),
+        job=job_key("calibrate"),
+        overrides=overrides_for("calibrate"),
+    threads: 1
+    resources:
+        mem_mb=16000 if GPU else 4000,
+        runtime=60,
+        gpu=GPU,
+    conda:
+        "../../environment.yml"
+    shell:
+        "start=$(date +%s); OMP_NUM_THREADS={threads} lpq calibrate {params.overrides:q} > {log} 2>&1 && "
+        "python -m lpq.pipeline.envrecord {output.env:q} --rule calibrate --job {params.job:q} "
+        "--digest {params.cfg_digest} --start $start -- {params.overrides:q} >> {log} 2>&1"
+
+
 rule reference:
     input:
         checkpoint_input,
+        calib=res("calib/{model}/calib.pt"),
     output:
         qconfig=res("ref/{model}/{fmt}/{wa}/qconfig.json"),
         log_csv=res("ref/{model}/{fmt}/{wa}/search_log.csv"),
@@ -60,6 +89,7 @@ rule reference:
 rule search:
     input:
         checkpoint_input,
+        calib=res("calib/{model}/calib.pt"),
     output:
         qconfig=res("search/{model}/{fmt}/{wa}/s{seed}/qconfig.json"),
         log_csv=res("search/{model}/{fmt}/{wa}/s{seed}/search_log.csv"),
