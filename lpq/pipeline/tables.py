@@ -1,5 +1,6 @@
-"""`python -m lpq.pipeline.tables results/<experiment>`: accuracy, compression and hardware tables as Markdown,
-CSV and LaTeX, built from the result files only (PIPELINE §3.8). Seeds are averaged (mean, with their count)."""
+"""`python -m lpq.pipeline.tables results/<experiment>`: summary (main table: model x budget, `LPQ / uniform`
+top-1 per family), accuracy, compression and hardware tables as Markdown, CSV and LaTeX, built from the result
+files only (PIPELINE §3.8). Seeds are averaged (mean, with their count)."""
 from __future__ import annotations
 
 import argparse
@@ -37,6 +38,34 @@ def accuracy_rows(root: Path) -> list[dict]:
                      "avg_a_bits": round(statistics.fmean(float(m.get("avg_a_bits") or 32) for m in ms), 3),
                      "compression": round(statistics.fmean(float(m.get("compression") or 1) for m in ms), 3)})
     return rows
+
+
+FAMILY_ORDER = ("lp", "int", "fp", "posit", "af", "ant")
+
+
+def summary_rows(acc: list[dict]) -> list[dict]:
+    """The main table: one row per model x budget, one column per format family with `LPQ / uniform` top-1
+    (uniform = the `search=none` reference at the same width; `–` where a budget has none, e.g. mixed)."""
+    fams = sorted({r["format"] for r in acc}, key=lambda f: (FAMILY_ORDER.index(f) if f in FAMILY_ORDER else 99, f))
+    cells = {(r["model"], r["budget"], r["format"], r["method"]): r for r in acc}
+    keys = sorted({(r["model"], r["budget"]) for r in acc},
+                  key=lambda k: (k[0], -_budget_bits(k[1]), k[1].endswith("-mix"), k[1]))
+    rows = []
+    for model, wa in keys:
+        fp = next((r["fp32_top1"] for r in acc if r["model"] == model and r["fp32_top1"] is not None), None)
+        row = {"model": model, "budget": wa, "fp32": fp}
+        for fam in fams:
+            lpq, ref = cells.get((model, wa, fam, "lpq")), cells.get((model, wa, fam, "none"))
+            row[fam] = f"{_fmt(lpq and lpq['top1'])} / {_fmt(ref and ref['top1'])}"
+        rows.append(row)
+    return rows
+
+
+def _budget_bits(wa: str) -> float:
+    try:
+        return float(wa[1:].split("a", 1)[0])
+    except ValueError:
+        return 0.0
 
 
 def compression_rows(acc: list[dict]) -> list[dict]:
@@ -99,7 +128,8 @@ def write_table(out_dir: Path, name: str, rows: list[dict]) -> None:
 
 def build(root: Path, baseline: str = "ant") -> dict[str, list[dict]]:
     acc = accuracy_rows(root)
-    tables = {"accuracy": acc, "compression": compression_rows(acc), "hardware": hardware_rows(root, baseline)}
+    tables = {"summary": summary_rows(acc), "accuracy": acc, "compression": compression_rows(acc),
+              "hardware": hardware_rows(root, baseline)}
     out = root / "tables"
     for name, rows in tables.items():
         write_table(out, name, rows)

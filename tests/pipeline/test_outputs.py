@@ -23,7 +23,7 @@ def test_hardware_rows_normalised_to_baseline(fake_results):
 
 def test_build_writes_md_csv_tex(fake_results):
     tables.build(fake_results, "ant")
-    for name in ("accuracy", "compression", "hardware"):
+    for name in ("summary", "accuracy", "compression", "hardware"):
         for ext in ("md", "csv", "tex"):
             assert (fake_results / "tables" / f"{name}.{ext}").stat().st_size > 0
     with open(fake_results / "tables" / "accuracy.csv") as f:
@@ -41,3 +41,23 @@ def test_figures_written(fake_results):
 def test_spec_bits():
     assert figures.spec_bits("lp<4,1,2,0.5>") == 4 and figures.spec_bits("int<8>@3.25") == 8
     assert figures.spec_bits("fp8_e4m3") == 8 and figures.spec_bits(None) is None
+
+
+def test_summary_rows_pivot_lpq_and_uniform_per_family(fake_results):
+    rows = tables.summary_rows(tables.accuracy_rows(fake_results))
+    assert [(r["model"], r["budget"]) for r in rows] == [("m1", "w4a4"), ("m2", "w4a4")]
+    m1 = rows[0]
+    assert list(m1) == ["model", "budget", "fp32", "lp", "int"]  # families in the paper's order
+    # lp: lpq mean of seeds 0/1 = 90 - 2 - 0.5 = 87.5, uniform (s0) = 88; int: 86.5 / 87
+    assert m1["fp32"] == 90.0 and m1["lp"] == "87.5 / 88.0" and m1["int"] == "86.5 / 87.0"
+    tables.build(fake_results, "ant")
+    assert (fake_results / "tables" / "summary.md").read_text().startswith("| model | budget | fp32 | lp | int |")
+
+
+def test_summary_rows_orders_budgets_and_marks_missing_reference():
+    acc = [{"model": "m", "format": f, "budget": b, "method": me, "top1": 1.0, "fp32_top1": 2.0}
+           for f in ("int", "lp") for b in ("w4a4", "w8a8", "w4a4-mix") for me in ("lpq", "none")
+           if not (b.endswith("-mix") and me == "none")]
+    rows = tables.summary_rows(acc)
+    assert [r["budget"] for r in rows] == ["w8a8", "w4a4", "w4a4-mix"]
+    assert rows[-1]["lp"] == "1.0 / –"
