@@ -6,7 +6,7 @@ VENV   ?= .venv
 VPY    := $(VENV)/bin/python
 STAMP  := $(VENV)/.lpq-installed
 
-.PHONY: test demo demo-workflow formats demo-ptq bench clean-venv
+.PHONY: test demo demo-workflow canonical formats demo-ptq bench clean-venv
 
 # the workflow runs the `lpq` commands of the venv (PIPELINE §3.1)
 export PATH := $(abspath $(VENV))/bin:$(PATH)
@@ -35,6 +35,13 @@ demo: $(STAMP)
 	@echo "demo results: results/demo/ (tables/*.md|csv|tex, figures/*.png, report.html); MLflow: results/mlflow.db"
 
 demo-workflow: demo
+
+# the small canonical outputs committed with the code and shown in the README (results/canonical/demo)
+CANONICAL := results/canonical/demo
+canonical:
+	mkdir -p $(CANONICAL)
+	cp results/demo/tables/summary.md results/demo/tables/hardware.md results/demo/figures/accuracy_vs_bits.png \
+	    results/demo/figures/weights_digits_cnn_w4a4-mix_s0.png $(CANONICAL)/
 
 # extras: the format table, the uniform-PTQ table of the README (results/demo-ptq) and the fast-path benchmark
 formats: $(STAMP)
