@@ -64,12 +64,12 @@ def plot(layers, title: str, path: Path, n_pick: int = 4) -> None:
             inside = points[(points >= lo) & (points <= hi)]
             for p in inside:
                 ax.axvline(p, color="C3", lw=0.6, alpha=0.8)
-            top = float(np.abs(points).max())
-            if top > max(abs(lo), abs(hi)):
+            top, span = float(np.abs(points).max()), max(abs(lo), abs(hi))
+            if top > span:
                 for p in (-top, top):
                     ax.axvline(p, color="C3", lw=0.8, ls=":")
-            ax.set_xlim(min(lo, -top) * 1.05 if top < 4 * max(abs(lo), abs(hi)) else lo * 1.05,
-                        max(hi, top) * 1.05 if top < 4 * max(abs(lo), abs(hi)) else hi * 1.05)
+            extent = top if span < top <= 4 * span else span  # show headroom unless it would squash the histogram
+            ax.set_xlim(-1.05 * extent, 1.05 * extent)
             sub = f"{spec}: {len(inside)} of {len(points)} code points in range"
         else:
             sub = spec or "FP32 (not quantized)"
