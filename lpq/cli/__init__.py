@@ -53,6 +53,10 @@ def _setup_runtime() -> None:
     for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
         os.environ.setdefault(var, "1")
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    # numba's thread pool follows OMP_NUM_THREADS (a workflow job's `threads`): see lpq.kernels.cpu.use_threads
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit() and int(os.environ["OMP_NUM_THREADS"]) > 0 \
+            and "numba" not in sys.modules:
+        os.environ.setdefault("NUMBA_NUM_THREADS", os.environ["OMP_NUM_THREADS"])
     import torch
 
     # torch.use_deterministic_algorithms() also sets torch._inductor.config, and importing inductor costs

@@ -92,8 +92,23 @@ def _kernel_scaled(xf, of, lut, thr, vals, flags, r, s):
         of[i] = _bits_to_f32(q) * s
 
 
-def quantize_f32(table: KernelTable, x: np.ndarray, out: np.ndarray, r: float | None, s: float | None) -> None:
-    """out[:] = Q(x) for contiguous 1-D float32 arrays (out may alias x)."""
+def use_threads(n: int) -> None:
+    """Run the parallel kernels on n threads (capped by NUMBA_NUM_THREADS).
+
+    Numba's OpenMP workers spin for a while after every parallel kernel. With more of them than the process's
+    torch intra-op threads they starve the process's own torch ops and every other job on the machine: two
+    concurrent single-thread workflow jobs ran a quantized digits_vit forward in 1.8 s with numba on 2 threads
+    vs 17 ms on 1 (2-core machine). The dispatch therefore matches numba to torch.get_num_threads()."""
+    n = max(1, min(int(n), nb.config.NUMBA_NUM_THREADS))
+    if nb.get_num_threads() != n:
+        nb.set_num_threads(n)
+
+
+def quantize_f32(table: KernelTable, x: np.ndarray, out: np.ndarray, r: float | None, s: float | None,
+                 threads: int | None = None) -> None:
+    """out[:] = Q(x) for contiguous 1-D float32 arrays (out may alias x); `threads` caps the parallel kernels."""
+    if threads is not None:
+        use_threads(threads)
     flags = np.uint32(table.flags)
     if r is not None:
         _kernel_scaled(x, out, table.lut, table.thresholds, table.values, flags,

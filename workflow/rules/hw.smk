@@ -26,6 +26,6 @@ rule hwsim:
     conda:
         "../../environment.yml"
     shell:
-        "start=$(date +%s); OMP_NUM_THREADS={threads} lpq hwsim {params.overrides:q} > {log} 2>&1 && "
+        "start=$(date +%s); OMP_NUM_THREADS={threads} NUMBA_NUM_THREADS={threads} lpq hwsim {params.overrides:q} > {log} 2>&1 && "
         "python -m lpq.pipeline.envrecord {output.env:q} --rule hwsim --job {params.job:q} "
         "--digest {params.cfg_digest} --start $start -- {params.overrides:q} >> {log} 2>&1"

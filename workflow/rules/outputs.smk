@@ -84,5 +84,5 @@ rule weight_histograms:
     conda:
         "../../environment.yml"
     shell:
-        "OMP_NUM_THREADS={threads} python -m lpq.pipeline.histograms {output:q} --qconfig {input.qconfig:q} "
+        "OMP_NUM_THREADS={threads} NUMBA_NUM_THREADS={threads} python -m lpq.pipeline.histograms {output:q} --qconfig {input.qconfig:q} "
         "-- {params.overrides:q} > {log} 2>&1"

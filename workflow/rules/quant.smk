@@ -23,7 +23,7 @@ rule train:
     conda:
         "../../environment.yml"
     shell:
-        "start=$(date +%s); OMP_NUM_THREADS={threads} lpq train {params.overrides:q} > {log} 2>&1 && "
+        "start=$(date +%s); OMP_NUM_THREADS={threads} NUMBA_NUM_THREADS={threads} lpq train {params.overrides:q} > {log} 2>&1 && "
         "python -m lpq.pipeline.envrecord {output.env:q} --rule train --job {params.job:q} "
         "--digest {params.cfg_digest} --start $start -- {params.overrides:q} >> {log} 2>&1"
 
@@ -51,7 +51,7 @@ rule calibrate:
     conda:
         "../../environment.yml"
     shell:
-        "start=$(date +%s); OMP_NUM_THREADS={threads} lpq calibrate {params.overrides:q} > {log} 2>&1 && "
+        "start=$(date +%s); OMP_NUM_THREADS={threads} NUMBA_NUM_THREADS={threads} lpq calibrate {params.overrides:q} > {log} 2>&1 && "
         "python -m lpq.pipeline.envrecord {output.env:q} --rule calibrate --job {params.job:q} "
         "--digest {params.cfg_digest} --start $start -- {params.overrides:q} >> {log} 2>&1"
 
@@ -81,7 +81,7 @@ rule reference:
     conda:
         "../../environment.yml"
     shell:
-        "start=$(date +%s); OMP_NUM_THREADS={threads} lpq search {params.overrides:q} > {log} 2>&1 && "
+        "start=$(date +%s); OMP_NUM_THREADS={threads} NUMBA_NUM_THREADS={threads} lpq search {params.overrides:q} > {log} 2>&1 && "
         "python -m lpq.pipeline.envrecord {output.env:q} --rule reference --job {params.job:q} "
         "--digest {params.cfg_digest} --start $start -- {params.overrides:q} >> {log} 2>&1"
 
@@ -111,7 +111,7 @@ rule search:
     conda:
         "../../environment.yml"
     shell:
-        "start=$(date +%s); OMP_NUM_THREADS={threads} lpq search {params.overrides:q} > {log} 2>&1 && "
+        "start=$(date +%s); OMP_NUM_THREADS={threads} NUMBA_NUM_THREADS={threads} lpq search {params.overrides:q} > {log} 2>&1 && "
         "python -m lpq.pipeline.envrecord {output.env:q} --rule search --job {params.job:q} "
         "--digest {params.cfg_digest} --start $start -- {params.overrides:q} >> {log} 2>&1"
 
@@ -139,6 +139,6 @@ rule evaluate:
     conda:
         "../../environment.yml"
     shell:
-        "start=$(date +%s); OMP_NUM_THREADS={threads} lpq evaluate {params.overrides:q} > {log} 2>&1 && "
+        "start=$(date +%s); OMP_NUM_THREADS={threads} NUMBA_NUM_THREADS={threads} lpq evaluate {params.overrides:q} > {log} 2>&1 && "
         "python -m lpq.pipeline.envrecord {output.env:q} --rule evaluate --job {params.job:q} "
         "--digest {params.cfg_digest} --start $start -- {params.overrides:q} >> {log} 2>&1"
