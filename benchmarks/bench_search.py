@@ -64,6 +64,8 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=2)
     ap.add_argument("--generations", type=int, default=4)
     args = ap.parse_args()
+    # untimed warm-up (numba tables, oneDNN primitives, allocator), so neither arm pays it
+    run_ga(args.model, args.size, args.batch, args.batches, 1, True)
     results = {}
     for reuse in (False, True):
         n, s, f, st = run_ga(args.model, args.size, args.batch, args.batches, args.generations, reuse)

@@ -48,6 +48,14 @@ def build_sides(qm, segment_of: dict, pin_first_last: bool) -> list[Side]:
     return sides
 
 
+def _max_evals(s) -> int:
+    """search.max_evals, or when null the cap LPQ §7 derives: P + G·(P − E)."""
+    if s.get("max_evals") is not None:
+        return int(s.max_evals)
+    p, e = int(s.population), int(s.elites)
+    return p + int(s.generations) * max(0, p - e)
+
+
 def run_search(cfg, out_dir: Path) -> dict:
     start = time.perf_counter()
     s = cfg.search
@@ -57,8 +65,9 @@ def run_search(cfg, out_dir: Path) -> dict:
     settings = GASettings(
         population=int(s.population), generations=int(s.generations), tournament=int(s.tournament),
         elites=int(s.elites), p_crossover=float(s.p_crossover), k_mut=float(s.k_mut), patience=int(s.patience),
-        max_evals=int(s.max_evals), w_bits=float(cfg.budget.w_bits), a_bits=float(cfg.budget.a_bits),
-        mode=str(cfg.budget.mode), mixed=bool(s.mixed), seed=int(cfg.seed),
+        max_evals=_max_evals(s), w_bits=float(cfg.budget.w_bits), a_bits=float(cfg.budget.a_bits),
+        mode=str(cfg.budget.mode), mixed=bool(s.mixed), seed=int(cfg.seed), anchor=str(s.get("anchor", "calibrated")),
+        retune=bool(s.get("retune", False)),
     )
     if settings.mode not in ("repair", "penalty"):
         raise ValueError(f"budget.mode={settings.mode!r} is invalid: need repair or penalty")

@@ -16,7 +16,7 @@ from ..pipeline import atomic
 from ..pipeline.progress import progress
 from ..quant.quantizer import make_quantizer
 from .fitness import FitnessEvaluator
-from .genome import Family, Gene, Side
+from .genome import Family, Gene, ScaleAnchor, Side
 
 log = logging.getLogger("lpq")
 CKPT_SCHEMA = 1
@@ -38,6 +38,8 @@ class GASettings:
     mixed: bool = True
     penalty_mu: float = 10.0
     seed: int = 0
+    anchor: str = "calibrated"  # sf on structural changes: calibrated | max (README, project choice)
+    retune: bool = False  # True: an n move takes the unit's least-MSE structure at the new width (README)
 
 
 Genome = tuple[Gene, ...]
@@ -64,6 +66,10 @@ class LPQSearch:
             if target < lowest:
                 raise ValueError(f"{what}={target} is infeasible: below the smallest allowed width {lowest} "
                                  f"of search.bits={list(family.bits)} for search.format={family.name}")
+        if settings.anchor not in ("calibrated", "max"):
+            raise ValueError(f"search.anchor={settings.anchor!r} is invalid: need calibrated or max")
+        # per side: its calibrated sf per structure, the reference sf keeps its offset to (README)
+        self.anchors = [ScaleAnchor(family, x, calib_seed) if settings.anchor == "calibrated" else None for x in data]
         self.n_budget_w = max(b for b in family.bits if b <= settings.w_bits)
         self.n_budget_a = max(b for b in family.bits if b <= settings.a_bits)
 
@@ -114,8 +120,8 @@ class LPQSearch:
         for i, sd in enumerate(self.sides):
             gene = genes[i]
             if not self.s.mixed and not sd.pinned:
-                gene = self.family.with_n(gene, self.n_budget_w if sd.is_weight else self.n_budget_a)
-            genes[i] = self.family.repair(gene, self.sf0[i], sd.pinned)
+                gene = self.family.with_n(gene, self.n_budget_w if sd.is_weight else self.n_budget_a, self.anchors[i])
+            genes[i] = self.family.repair(gene, self.sf0[i], sd.pinned, self.anchors[i])
         if self.s.mode == "repair":
             self._repair_budget(genes)
         return tuple(genes)
@@ -134,7 +140,12 @@ class LPQSearch:
                 p = np.array([self.sides[i].numel for i in cand], dtype=np.float64)
                 i = cand[int(self.rng.choice(len(cand), p=p / p.sum()))]
                 lower = max(b for b in self.family.bits if b < genes[i][0])
-                genes[i] = self.family.repair(self.family.with_n(genes[i], lower), self.sf0[i], False)
+                anchor = self.anchors[i]
+                if self.s.retune and anchor is not None:
+                    gene = self.family.reshape(genes[i], lower, anchor.best_structure(lower), anchor)
+                else:
+                    gene = self.family.with_n(genes[i], lower, anchor)
+                genes[i] = self.family.repair(gene, self.sf0[i], False, anchor)
 
     def mutate(self, g: Genome) -> Genome:
         genes = list(g)
@@ -145,7 +156,7 @@ class LPQSearch:
         if not chosen:
             chosen = [self.searchable[int(self.rng.integers(U))]]
         for i in chosen:
-            genes[i] = self.family.mutate(genes[i], self.rng)
+            genes[i] = self.family.mutate(genes[i], self.rng, self.anchors[i], self.s.retune)
         return tuple(genes)
 
     def crossover(self, a: Genome, b: Genome) -> Genome:
@@ -174,7 +185,7 @@ class LPQSearch:
             base = list(seeds[len(pop) % 2])
             for i in self.searchable:
                 if self.rng.random() < 0.5:
-                    base[i] = self.family.mutate(base[i], self.rng)
+                    base[i] = self.family.mutate(base[i], self.rng, self.anchors[i], self.s.retune)
             pop.append(self.repair(tuple(base)))
         return pop
 

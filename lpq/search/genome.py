@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -38,6 +39,7 @@ class Side:
 
 
 Gene = tuple
+Anchor = Optional[Callable[[Gene], Optional[float]]]  # calibrated sf of a gene's structure (one unit)
 
 
 class Family:
@@ -103,32 +105,41 @@ class Family:
         return parse(base).max
 
     # ---- operators ------------------------------------------------------------------------
-    def repair(self, g: Gene, sf0: float, pinned: bool) -> Gene:
+    def repair(self, g: Gene, sf0: float, pinned: bool, anchor: Anchor = None) -> Gene:
         """LPQ §2.3 steps 1-3: snap n (pinned: 8), clamp structure, snap and clamp sf."""
-        g = self.with_n(g, 8 if pinned else self.nearest_bits(g[0]))
+        g = self.with_n(g, 8 if pinned else self.nearest_bits(g[0]), anchor)
         return g[:-1] + (self.clamp_sf(g, g[-1], sf0),)
 
-    def with_n(self, g: Gene, n: int) -> Gene:
-        return self.reshape(g, n, self.structure_of(g))
+    def with_n(self, g: Gene, n: int, anchor: Anchor = None) -> Gene:
+        return self.reshape(g, n, self.structure_of(g), anchor)
 
-    def reshape(self, g: Gene, n: int, structure: tuple) -> Gene:
-        """The gene with width n and structure (clamped at n). For scaled families (int, fp,
-        ant) sf shifts by log2 of the max(Q0) ratio so the represented range stays put when n,
-        e or the ANT type change (project choice, README)."""
+    def reshape(self, g: Gene, n: int, structure: tuple, anchor: Anchor = None) -> Gene:
+        """The gene with width n and structure (clamped at n), sf re-anchored (project choice,
+        README). With `anchor` (the unit's calibrated sf per structure, `ScaleAnchor`) sf keeps
+        its offset from the calibrated scale: sf += anchor(new) - anchor(old), for every family.
+        Without it, scaled families (int, fp, ant) shift sf by log2 of the max(Q0) ratio so the
+        represented maximum stays put; lp, posit and af keep sf."""
         s = self.clamp_structure(n, tuple(structure))
         sf = g[-1]
-        if self.anchor_max:
-            old = self.make(g[0], self.clamp_structure(g[0], self.structure_of(g)), 0.0)
-            new = self.make(n, s, 0.0)
-            if old != new:
+        old = self.make(g[0], self.clamp_structure(g[0], self.structure_of(g)), 0.0)
+        new = self.make(n, s, 0.0)
+        if old != new:
+            a_old = a_new = None
+            if anchor is not None:
+                a_old, a_new = anchor(old), anchor(new)
+            if a_old is not None and a_new is not None:
+                sf += a_new - a_old
+            elif self.anchor_max:
                 sf += math.log2(self.max_q0(self.base(new)) / self.max_q0(self.base(old)))
         return self.make(n, s, sf)
 
     def nearest_bits(self, n: int) -> int:
         return min(self.bits, key=lambda b: (abs(b - n), b))  # ties: down
 
-    def mutate(self, g: Gene, rng: np.random.Generator) -> Gene:
-        """Each gene mutates with probability 1/2, at least one (LPQ §5.2)."""
+    def mutate(self, g: Gene, rng: np.random.Generator, anchor: Anchor = None, retune: bool = False) -> Gene:
+        """Each gene mutates with probability 1/2, at least one (LPQ §5.2); structural moves
+        re-anchor sf (`reshape`). With `retune` an n move also takes the unit's least-MSE
+        structure at the new width (`ScaleAnchor.best_structure`)."""
         k = len(g)
         chosen = rng.random(k) < 0.5
         if not chosen.any():
@@ -136,13 +147,14 @@ class Family:
         for i in np.nonzero(chosen)[0]:
             value = self.move(g, int(i), rng)
             if i == 0:
-                g = self.with_n(g, value)
+                best = getattr(anchor, "best_structure", None) if retune else None
+                g = self.reshape(g, value, best(value), anchor) if best else self.with_n(g, value, anchor)
             elif i == k - 1:
                 g = g[:-1] + (value,)
             else:
                 structure = list(self.structure_of(g))
                 structure[i - 1] = value
-                g = self.reshape(g, g[0], tuple(structure))
+                g = self.reshape(g, g[0], tuple(structure), anchor)
         return g
 
     def move(self, g: Gene, i: int, rng: np.random.Generator):
@@ -176,7 +188,15 @@ class Family:
     def init_med(self, n: int, x: np.ndarray, sf0: float, seed: int) -> Gene:
         return self.make(n, self.default_structure(n), sf0)
 
-    init_rule = "mse"  # scale rule of the MSE seed
+    init_rule = "mse"  # scale rule of the MSE seed and of the sf anchor
+
+    def prepare(self, x: np.ndarray, seed: int):
+        """The unit's data as `calibrated_sf` reads it (computed once per unit)."""
+        return calibration_sample(x, seed)
+
+    def calibrated_sf(self, g: Gene, prepared, seed: int) -> float:
+        """sf of the structure of g by the family's `init_rule` (unsnapped)."""
+        return calibrate_sf(parse(self.base(g)), prepared, self.init_rule, seed=seed)
 
     def init_mse(self, n: int, x: np.ndarray, sf0: float, seed: int) -> Gene:
         """Structure and sf of least quantization MSE (`init_rule` scale per structure)."""
@@ -189,6 +209,34 @@ class Family:
             if best is None or mse < best[0]:
                 best = (mse, s, sf)
         return self.make(n, best[1], best[2])
+
+
+class ScaleAnchor:
+    """One unit's calibrated sf per structure (lazy, cached; deterministic): the reference that
+    `Family.reshape` keeps sf's offset to when n or a structural gene changes."""
+
+    def __init__(self, family: Family, x: np.ndarray, seed: int):
+        self.family, self.x, self.seed = family, x, seed
+        self._prepared = None
+        self._cache: dict[str, float | None] = {}
+
+    def __call__(self, g: Gene) -> float | None:
+        key = self.family.base(g)
+        if key not in self._cache:
+            if self._prepared is None:
+                self._prepared = self.family.prepare(self.x, self.seed)
+            try:
+                self._cache[key] = float(self.family.calibrated_sf(g, self._prepared, self.seed))
+            except ValueError:  # no candidate in range (extreme tensors): fall back to the default shift
+                self._cache[key] = None
+        return self._cache[key]
+
+    def best_structure(self, n: int) -> tuple:
+        """The structural genes of least quantization MSE at width n (the I_mse rule)."""
+        key = ("structure", n)
+        if key not in self._cache:
+            self._cache[key] = self.family.structure_of(self.family.init_mse(n, self.x, 0.0, self.seed))
+        return self._cache[key]
 
 
 class LPFamily(Family):
@@ -233,6 +281,13 @@ class LPFamily(Family):
     def init_mse(self, n, x, sf0, seed):
         es, rs, sfs = calibrate_lp(sort_magnitudes(np.asarray(x, np.float64).ravel()), n)
         return (n, es, rs, self.snap(float(sfs[0])))
+
+    def prepare(self, x, seed):
+        return sort_magnitudes(np.asarray(x, np.float64).ravel())
+
+    def calibrated_sf(self, g, prepared, seed):
+        n, es, rs, _ = g
+        return float(calibrate_lp(prepared, n, es, rs)[2][0])  # the I_mse rule at this structure
 
 
 class IntFamily(Family):
@@ -342,6 +397,11 @@ class AntFamily(Family):
 
     def sf0(self, n, x, seed):
         return self.init_med(n, x, 0.0, seed)[-1]
+
+    def calibrated_sf(self, g, prepared, seed):
+        from ..formats.calibrate import antclip_search
+
+        return antclip_search(parse(self.base(g)), prepared, seed=seed)[0]
 
     def init_mse(self, n, x, sf0, seed):
         return self.init_med(n, x, sf0, seed)
