@@ -22,8 +22,9 @@ SCHEMA = 1
 def weights_digest(qm) -> str:
     """sha256 over the FP32 weights of every quantized unit, in execution order."""
     h = hashlib.sha256()
-    for name in qm.unit_names:
-        if name in qm._fp_weights:  # attention matmuls have no weight
+    for unit in qm.units:
+        if unit.kind in ("conv", "linear"):  # attention matmuls have no weight
+            name = unit.name
             w = qm.fp_weight(name).detach().float().cpu().contiguous().numpy()
             h.update(name.encode())
             h.update(str(w.shape).encode())
