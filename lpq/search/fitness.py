@@ -62,7 +62,7 @@ class FitnessEvaluator:
         with torch.inference_mode():
             for x in batches:
                 taps: list[torch.Tensor] = []
-                logits = seg.run(x, 0, on_boundary=lambda b, t, live: taps.append(pool(t, settings.pooling)))
+                logits = seg.run(x, 0, on_boundary=lambda b, t, live: t is not None and taps.append(pool(t, settings.pooling)))
                 self.fp_logits.append(logits)
                 self.fp_taps.append(taps)
         self.reference = self._reference_level()
@@ -112,8 +112,9 @@ class FitnessEvaluator:
                     self.qm.set_quantizers(individuals[i])
 
                     def on_boundary(bidx: int, tap: torch.Tensor, live: dict, _b=b, _l=locals_, _k=keys) -> None:
-                        term = float(infonce(pool(tap, self.s.pooling), self.fp_taps[_b][bidx - 1], self.s.tau)) if self.s.uses_local else 0.0
-                        _l.append(term)
+                        if tap is not None:  # a tap output: its local term (other cuts only save values)
+                            ref = self.fp_taps[_b][self.seg.tap_ordinal[bidx]]
+                            _l.append(float(infonce(pool(tap, self.s.pooling), ref, self.s.tau)) if self.s.uses_local else 0.0)
                         if self.s.prefix_reuse:
                             self._store(_b, _k[:bidx], live, list(_l))
 

@@ -2,9 +2,11 @@
 
 The model is traced once with torch.fx (conv, linear, BatchNorm and attention-operand modules
 kept as leaves, so the quantization hooks fire at run time) and cut at the tap outputs (block
-outputs). `run` executes the graph from any boundary, given the live values saved at that
-boundary, and reports each tap's output; the values saved are unquantized block outputs (the
-next layer quantizes its own input). Running the suffix executes exactly the ops of a full
+outputs) and, by default, also right before every quantized unit, so a child whose first changed
+unit lies inside a block still reuses the part of the block before it. `run` executes the graph
+from any boundary, given the live values saved at that boundary (all values defined before it and
+used after it, e.g. a residual branch), and reports each tap's output; the values saved are
+unquantized (each layer quantizes its own input). Running the suffix executes exactly the ops of a full
 forward on the same tensors, so results are bit-identical."""
 from __future__ import annotations
 
@@ -42,15 +44,15 @@ def default_taps(model: nn.Module) -> list[str]:
 
 @dataclass
 class Boundary:
-    node_index: int  # index of the tap's last node; the segment after it starts at +1
-    tap: str
+    node_index: int  # index of the last node before the cut; the segment after it starts at +1
+    tap: str | None  # the tap module whose output ends here, or None for a cut before a unit
     live: list[torch.fx.Node]  # values defined up to here and used later
 
 
 class SegmentedModel:
     """A traced QuantModel split at its taps."""
 
-    def __init__(self, qm: QuantModel, taps: list[str]):
+    def __init__(self, qm: QuantModel, taps: list[str], cut_units: bool = True):
         self.qm = qm
         graph = _LeafTracer().trace(qm.model)
         self.gm = torch.fx.GraphModule(qm.model, graph)
@@ -69,14 +71,6 @@ class SegmentedModel:
             if not hits:
                 raise ValueError(f"tap {tap!r} is not a module executed by the model's forward")
             tap_index[tap] = max(hits)
-        self.boundaries: list[Boundary] = []
-        for tap, i in sorted(tap_index.items(), key=lambda kv: kv[1]):
-            if i >= len(self.nodes) - 1:
-                continue
-            live = [n for n in self.nodes[: i + 1] if last_use[n] > i]
-            self.boundaries.append(Boundary(i, tap, live))
-        self.taps = [b.tap for b in self.boundaries]
-        starts = [b.node_index for b in self.boundaries]
         unit_nodes = {}
         for i, n in enumerate(self.nodes):
             if n.op == "call_module":
@@ -84,6 +78,24 @@ class SegmentedModel:
                 mod = self.gm.get_submodule(target)
                 name = mod.unit_name if isinstance(mod, MatmulOperands) else target
                 unit_nodes.setdefault(name, i)
+        cuts: dict[int, str | None] = {}
+        if cut_units and unit_nodes:
+            first = min(unit_nodes.values())  # nothing before the first unit is worth saving
+            for unit in qm.units:
+                if unit_nodes.get(unit.name, first) > first:
+                    cuts[unit_nodes[unit.name] - 1] = None
+        for tap, i in tap_index.items():
+            cuts[i] = tap  # a tap output wins over a unit cut at the same place
+        self.boundaries: list[Boundary] = []
+        for i in sorted(cuts):
+            if i >= len(self.nodes) - 1:
+                continue
+            live = [n for n in self.nodes[: i + 1] if last_use[n] > i]
+            self.boundaries.append(Boundary(i, cuts[i], live))
+        self.taps = [b.tap for b in self.boundaries if b.tap is not None]
+        # boundary number (1-based, as passed to on_boundary) -> position of its tap in self.taps
+        self.tap_ordinal = {k + 1: self.taps.index(b.tap) for k, b in enumerate(self.boundaries) if b.tap is not None}
+        starts = [b.node_index for b in self.boundaries]
         self.unit_segment = {}
         for unit in qm.units:
             if unit.name not in unit_nodes:
@@ -95,7 +107,8 @@ class SegmentedModel:
     def run(self, x: torch.Tensor | None, start: int = 0, saved: dict | None = None,
             on_boundary: Callable[[int, torch.Tensor, dict], None] | None = None) -> torch.Tensor:
         """Run from boundary `start` (0 = the input x) to the output. At each later boundary b
-        (1-based) `on_boundary(b, tap_output, live_values)` is called."""
+        (1-based) `on_boundary(b, tap_output, live_values)` is called; tap_output is None at a cut
+        that is not a tap."""
         env: dict = {}
         if start == 0:
             first = 0
@@ -129,7 +142,8 @@ class SegmentedModel:
                 bnd = self.boundaries[b_next]
                 b_next += 1
                 if on_boundary is not None:
-                    on_boundary(b_next, env[self.nodes[i]], {n: env[n] for n in bnd.live})
+                    on_boundary(b_next, env[self.nodes[i]] if bnd.tap is not None else None,
+                                {n: env[n] for n in bnd.live})
             for dead in self._free_after.get(i, ()):
                 if dead.op != "output":
                     env.pop(dead, None)

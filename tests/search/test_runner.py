@@ -75,13 +75,23 @@ def _tap_outputs(qm, seg: SegmentedModel, x: torch.Tensor):
     return out, [got[t] for t in seg.taps]
 
 
+@pytest.mark.parametrize("cut_units", [True, False], ids=["cut-units", "taps-only"])
 @pytest.mark.parametrize("name", MODELS)
-def test_segmented_run_equals_full_forward_bitwise(name, stacks):
+def test_segmented_run_equals_full_forward_bitwise(name, stacks, cut_units):
     qm, stats, seg, batches = stacks(name)
-    assert seg.num_segments == len(seg.taps) + 1 >= 3
+    if not cut_units:
+        seg = SegmentedModel(qm, seg.taps, cut_units=False)
     assert seg.taps == default_taps(qm.model)  # one tap per block (LPQ §4.2)
+    if cut_units:  # a cut before every unit (except the first) and after every tap
+        assert seg.num_segments >= len(qm.unit_names) >= len(seg.taps)
+    else:
+        assert seg.num_segments == len(seg.taps) + 1 >= 3
     segs = [seg.unit_segment[u] for u in qm.unit_names]
     assert segs == sorted(segs) and segs[0] == 0 and segs[-1] == seg.num_segments - 1
+    if cut_units:
+        assert len(set(segs)) == len(segs)  # every unit starts its own segment
+    taps_at = sorted(seg.tap_ordinal)
+    assert [seg.tap_ordinal[b] for b in taps_at] == list(range(len(seg.taps)))
     qc = uniform_qconfig(qm, stats, "lp<5,*,*,*>", "lp<6,*,*,*>", False)
     x = batches[0]
     outputs = []
@@ -92,7 +102,8 @@ def test_segmented_run_equals_full_forward_bitwise(name, stacks):
         outputs.append(full)
         taps, saved = [], {}
         with torch.inference_mode():
-            out0 = seg.run(x, 0, on_boundary=lambda b, t, live: (taps.append(t), saved.__setitem__(b, live)))
+            out0 = seg.run(x, 0, on_boundary=lambda b, t, live: (t is not None and taps.append(t),
+                                                                  saved.__setitem__(b, live)))
         assert torch.equal(out0, full)
         assert len(taps) == len(seg.taps) and all(torch.equal(a, b) for a, b in zip(taps, tap_full))
         for b in range(1, seg.num_segments):
@@ -102,7 +113,8 @@ def test_segmented_run_equals_full_forward_bitwise(name, stacks):
                     out = seg.run(None, b, saved[b], on_boundary=lambda bb, t, live: later.append((bb, t)))
                 assert torch.equal(out, full), (name, b, repeat)
                 assert [bb for bb, _ in later] == list(range(b + 1, seg.num_segments))
-                assert all(torch.equal(t, tap_full[bb - 1]) for bb, t in later)
+                assert all((t is None) == (bb not in seg.tap_ordinal) for bb, t in later)
+                assert all(torch.equal(t, tap_full[seg.tap_ordinal[bb]]) for bb, t in later if t is not None)
     assert not torch.equal(outputs[0], outputs[1])  # the quantizers act in the segmented runs
 
 
@@ -122,9 +134,10 @@ def _individuals(search, children: int = 4, late: int = 4):
         a, b = pop[search.tournament(fit)], pop[search.tournament(fit)]
         child = search.crossover(a, b) if search.rng.random() < 0.8 else a
         out.append(search.repair(search.mutate(child)))
-    last = max(sd.segment for sd in search.sides)
+    used = sorted({sd.segment for sd in search.sides if sd.segment > 0})  # segments that hold units
+    last, before = used[-1], used[-2] if len(used) > 1 else used[-1]
     for k in range(late):
-        idx = [i for i, sd in enumerate(search.sides) if sd.segment == (last if k % 2 else max(1, last - 1))]
+        idx = [i for i, sd in enumerate(search.sides) if sd.segment == (last if k % 2 else before)]
         i = idx[k % len(idx)]
         g = list(pop[1])
         g[i] = search.family.mutate(g[i], search.rng)
