@@ -26,8 +26,7 @@ def search_statistics(cfg, qm, model_name: str, batches: list[torch.Tensor], cal
         stats = calib_cache.load_statistics(cache, key)
         log.info("calibration statistics from %s (%d tensors)", cache, len(stats))
         return key, stats
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.cat(batches)), batch_size=len(batches[0]))
-    stats = collect_statistics(qm, [(x, None) for (x,) in loader], int(cfg.calib.subsample), int(cfg.calib.seed),
+    stats = collect_statistics(qm, [(x, None) for x in batches], int(cfg.calib.subsample), int(cfg.calib.seed),
                                cfg.device)
     return key, stats
 

@@ -6,10 +6,7 @@ import logging
 import time
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
 from ..data import build_data, calibration_subset, resolve_data_cfg
-from ..data.datasets import PREPROCESS_KEYS
 from ..models import build_model
 from ..pipeline import atomic
 from ..quant.fold import fold_batchnorm
@@ -29,8 +26,6 @@ def build_quant_model(cfg):
     loaded = build_model(cfg.model)
     data_cfg = resolve_data_cfg(cfg.data, loaded.module)
     data = build_data(data_cfg)
-    plain = OmegaConf.to_container(data_cfg, resolve=True)
-    data.preprocess = {k: plain[k] for k in (*PREPROCESS_KEYS, "preprocess_source") if k in plain} or None
     model = loaded.module.to(cfg.device)
     fold_batchnorm(model)
     example = data.calib[0][0].unsqueeze(0).to(cfg.device)  # never read an evaluation image in lpq search (LPQ §6)

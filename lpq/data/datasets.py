@@ -131,7 +131,9 @@ def build_data(cfg) -> EvalData:
         calib, calib_ids = _image_folder(calib_root, transform)
         if val.classes != calib.classes:
             log.warning("data.calib_root and data.val_root have different class folders (labels are never read for calibration)")
-        return EvalData(val, calib, val_ids, calib_ids, len(val.classes), f"imagefolder:{val_root}")
+        applied = {k: list(cfg.get(k)) if k in ("mean", "std") else cfg.get(k) for k in PREPROCESS_KEYS}
+        applied["preprocess_source"] = cfg.get("preprocess_source", "data config")
+        return EvalData(val, calib, val_ids, calib_ids, len(val.classes), f"imagefolder:{val_root}", applied)
     raise ValueError(f"data.kind={kind!r} is invalid: need embedded or imagefolder")
 
 

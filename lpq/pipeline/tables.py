@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from . import atomic
+from .grid import parse_budget
 
 
 def _load(p: Path) -> dict:
@@ -49,7 +50,7 @@ def summary_rows(acc: list[dict]) -> list[dict]:
     fams = sorted({r["format"] for r in acc}, key=lambda f: (FAMILY_ORDER.index(f) if f in FAMILY_ORDER else 99, f))
     cells = {(r["model"], r["budget"], r["format"], r["method"]): r for r in acc}
     keys = sorted({(r["model"], r["budget"]) for r in acc},
-                  key=lambda k: (k[0], -_budget_bits(k[1]), k[1].endswith("-mix"), k[1]))
+                  key=lambda k: (k[0], -parse_budget(k[1])[0], parse_budget(k[1])[2], k[1]))
     rows = []
     for model, wa in keys:
         fp = next((r["fp32_top1"] for r in acc if r["model"] == model and r["fp32_top1"] is not None), None)
@@ -59,13 +60,6 @@ def summary_rows(acc: list[dict]) -> list[dict]:
             row[fam] = f"{_fmt(lpq and lpq['top1'])} / {_fmt(ref and ref['top1'])}"
         rows.append(row)
     return rows
-
-
-def _budget_bits(wa: str) -> float:
-    try:
-        return float(wa[1:].split("a", 1)[0])
-    except ValueError:
-        return 0.0
 
 
 def compression_rows(acc: list[dict]) -> list[dict]:
