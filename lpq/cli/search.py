@@ -12,7 +12,6 @@ from ..data import calibration_subset
 from ..pipeline import atomic
 from ..quant.ptq import average_bits
 from ..quant.qconfig import LayerQ, QConfig
-from ..quant.quantizer import make_quantizer
 from ..search.fitness import FitnessEvaluator, FitnessSettings
 from ..search.ga import GASettings, LPQSearch
 from ..search.genome import Side, make_family
@@ -59,8 +58,6 @@ def _max_evals(s) -> int:
 def run_search(cfg, out_dir: Path) -> dict:
     start = time.perf_counter()
     s = cfg.search
-    if bool(cfg.quant.per_channel):
-        raise ValueError("quant.per_channel=true is not supported by lpq search yet (per-tensor only)")
     family = make_family(str(s.format), list(s.bits), float(s.sf_step), int(s.es_max))
     settings = GASettings(
         population=int(s.population), generations=int(s.generations), tournament=int(s.tournament),
@@ -86,18 +83,18 @@ def run_search(cfg, out_dir: Path) -> dict:
     evaluator = FitnessEvaluator(qm, seg, batches, fit_settings)
     sides = build_sides(qm, seg.unit_segment, bool(s.pin_first_last))
     side_data = [qm.fp_weight(sd.unit).cpu().numpy() if sd.is_weight else stats[(sd.unit, sd.side)] for sd in sides]
-    lpq = LPQSearch(sides, family, [0.0] * len(sides), side_data, evaluator, settings, int(cfg.calib.seed))
-    lpq.sf0 = [family.sf0(8 if sd.pinned else (lpq.n_budget_w if sd.is_weight else lpq.n_budget_a), x, int(cfg.calib.seed))
-               for sd, x in zip(sides, side_data)]
+    per_channel = bool(cfg.quant.per_channel)
+    lpq = LPQSearch(sides, family, [0.0] * len(sides), side_data, evaluator, settings, int(cfg.calib.seed), per_channel)
+    lpq.sf0 = [0.0 if lpq.channels[i] is not None  # per channel: the gene is a shift of the calibrated vector
+               else family.sf0(8 if sd.pinned else (lpq.n_budget_w if sd.is_weight else lpq.n_budget_a), x, int(cfg.calib.seed))
+               for i, (sd, x) in enumerate(zip(sides, side_data))]
     log.info("%s: %d units (%d sides), taps %s, %d calibration batches of %d", loaded.name, len(qm.units), len(sides),
              seg.taps, len(batches), len(batches[0]))
     digest = lpq.digest({"model": loaded.name, "weights": loaded.weights_source, "calib_ids": calib_ids,
-                         "taps": seg.taps,
+                         "taps": seg.taps, "per_channel": per_channel,
                          "fitness": {k: v for k, v in vars(fit_settings).items() if not k.startswith("prefix_")}})
     if s.name == "none":
-        n_of = [8 if sd.pinned else (lpq.n_budget_w if sd.is_weight else lpq.n_budget_a) for sd in sides]
-        init = family.init_mse if family.name == "lp" else family.init_med
-        best = lpq.repair(tuple(init(n, x, sf0, int(cfg.calib.seed)) for n, x, sf0 in zip(n_of, side_data, lpq.sf0)))
+        best = lpq.uniform()
         lpq.population = [best]
         lpq._record(lpq.fitness_of([best]), start)
     else:
@@ -112,9 +109,13 @@ def _write_outputs(cfg, out_dir, qm, lpq: LPQSearch, best, evaluator, loaded, st
     layers = {}
     for u in lpq.units:
         entry = {"w": None, "a": None}
+        w_sf = None
         for i in lpq.unit_sides[u]:
             entry[lpq.sides[i].side] = specs[i]
-        layers[u] = LayerQ(entry["w"], entry["a"])
+            vec = lpq.channel_sf(best, i)
+            if vec is not None:
+                w_sf = tuple(float(v) for v in vec)
+        layers[u] = LayerQ(entry["w"], entry["a"], w_sf)
     qc = QConfig(layers, {"model": loaded.name, "search_format": lpq.family.name, "source": "lpq search"})
     qc.save(out_dir / "qconfig.json")
     rows = [[h["generation"], h["best_fitness"], h["mean_fitness"], h["avg_w_bits"], h["avg_a_bits"], h["evaluations"],
@@ -124,11 +125,12 @@ def _write_outputs(cfg, out_dir, qm, lpq: LPQSearch, best, evaluator, loaded, st
     terms = lpq.memo[lpq.key(best)]
     w_s, a_s = lpq.avg_bits(best, searched_only=True)
     bits_all = average_bits(qm, qc)
-    weights_bits = sum(u.weight_numel * (make_quantizer(qc.layers[u.name].w).bits if qc.layers.get(u.name) and qc.layers[u.name].w else 32)
+    quantizers = qc.quantizers()
+    weights_bits = sum(u.weight_numel * (quantizers[u.name][0].bits if quantizers.get(u.name, (None,))[0] else 32)
                        for u in qm.units if u.kind in ("conv", "linear"))
     other_params = sum(p.numel() for p in qm.model.parameters()) - sum(u.weight_numel for u in qm.units)
     report = {
-        "model": loaded.name, "family": lpq.family.name, "search": str(cfg.search.name),
+        "model": loaded.name, "family": lpq.family.name, "search": str(cfg.search.name), "per_channel": lpq.per_channel,
         "targets": {"w_bits": lpq.s.w_bits, "a_bits": lpq.s.a_bits, "mode": lpq.s.mode},
         "settings": {k: v for k, v in vars(lpq.s).items()}, "bits": list(lpq.family.bits), "seed": int(cfg.seed),
         "search_config": OmegaConf.to_container(cfg.search, resolve=True),

@@ -4,7 +4,8 @@
   rs in 1..n-1, sf in sf0 + j/8 (j = -16..16) with sf0 = -median(log2|x|) snapped to 2^-8;
   the candidate with the smallest MSE wins (ties: smaller es, then rs, then |j|).
 - a baseline without a scale (`int<8>`, `fp8_e4m3`, `posit<4,1>`, ...): its family's default
-  scale rule (BASELINE-FORMATS §1.3); `ant<n>`: ANT's type choice.
+  scale rule (BASELINE-FORMATS §1.3); `ant<n>`: ANT's type choice (per channel: the chosen
+  type with ANT's `antclip` rule per channel, for int too).
 - per channel (weights, `quant.per_channel=true`): one sf per output channel, structural
   parameters shared; written as `<format>@ch` with the sf vector beside it.
 """
@@ -112,6 +113,7 @@ def resolve(template: str, x: np.ndarray, per_channel: bool = False, seed: int =
         return Resolved(parse(f"lp<{n},{es_b},{rs_b},{format_real(sfs[0])}{opts}>").spec)
     from ..formats import calibrate as base_cal
 
+    rule = None
     if parsed.name in ("ant", "uant"):
         n = parsed.int_arg(0, "n")
         chosen = base_cal_choose(x, n, parsed.name == "uant")
@@ -119,12 +121,13 @@ def resolve(template: str, x: np.ndarray, per_channel: bool = False, seed: int =
             return Resolved(chosen)
         text = chosen.partition("@")[0]
         parsed = split_spec(text)
+        rule = "antclip"  # ANT's own scale rule for every type it chose, int included (BASELINE-FORMATS §1.3)
     if parsed.sf_text is not None:
         if per_channel:
             raise ValueError(f"{template!r} has a fixed scale; per-channel quantization calibrates one scale per channel")
         return Resolved(parse(text).spec)
     fmt = parse(text)
-    rule = base_cal.default_rule(fmt)
+    rule = rule or base_cal.default_rule(fmt)
     sfs = [base_cal.calibrate_sf(fmt, r, rule, seed=seed) for r in _rows(x, per_channel)]
     if per_channel:
         return Resolved(channel_spec(fmt.spec), [float(v) for v in sfs])

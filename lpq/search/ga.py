@@ -3,6 +3,7 @@ selection, layer-wise crossover, mutation, repair (incl. the bit budget), elitis
 stopping, a fitness memo, and a checkpoint after every generation that resumes identically."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -14,9 +15,10 @@ import numpy as np
 
 from ..pipeline import atomic
 from ..pipeline.progress import progress
-from ..quant.quantizer import make_quantizer
+from ..formats import parse
+from ..quant.quantizer import channel_spec, make_quantizer
 from .fitness import FitnessEvaluator
-from .genome import Family, Gene, ScaleAnchor, Side
+from .genome import ChannelScales, Family, Gene, ScaleAnchor, Side
 
 log = logging.getLogger("lpq")
 CKPT_SCHEMA = 1
@@ -49,8 +51,9 @@ class LPQSearch:
     """One search over the sides of a quantized model with one format family."""
 
     def __init__(self, sides: list[Side], family: Family, sf0: list[float], data: list[np.ndarray],
-                 evaluator: FitnessEvaluator, settings: GASettings, calib_seed: int = 0):
+                 evaluator: FitnessEvaluator, settings: GASettings, calib_seed: int = 0, per_channel: bool = False):
         self.sides, self.family, self.sf0, self.data = sides, family, sf0, data
+        self.per_channel = per_channel
         self.ev, self.s, self.calib_seed = evaluator, settings, calib_seed
         self.units = list(dict.fromkeys(side.unit for side in sides))
         self.unit_sides = {u: [i for i, sd in enumerate(sides) if sd.unit == u] for u in self.units}
@@ -70,12 +73,31 @@ class LPQSearch:
             raise ValueError(f"search.anchor={settings.anchor!r} is invalid: need calibrated or max")
         # per side: its calibrated sf per structure, the reference sf keeps its offset to (README)
         self.anchors = [ScaleAnchor(family, x, calib_seed) if settings.anchor == "calibrated" else None for x in data]
+        # per-channel weights (quant.per_channel=true): the sf gene is a shift Δ of the unit's
+        # calibrated per-channel vector, recalibrated per structure (LPQ §2.2)
+        self.channels: list[ChannelScales | None] = [
+            ChannelScales(family, x, calib_seed) if per_channel and sd.is_weight else None for sd, x in zip(sides, data)]
+        for i, ch in enumerate(self.channels):
+            if ch is not None:
+                self.anchors[i] = ch  # keeps Δ on structural moves
+                self.sf0[i] = 0.0
         self.n_budget_w = max(b for b in family.bits if b <= settings.w_bits)
         self.n_budget_a = max(b for b in family.bits if b <= settings.a_bits)
 
     # ---- genome helpers -----------------------------------------------------------------------
     def specs(self, g: Genome) -> tuple[str, ...]:
-        return tuple(self.family.spec(gene) for gene in g)
+        return tuple(self.spec(i, gene) for i, gene in enumerate(g))
+
+    def spec(self, i: int, gene: Gene) -> str:
+        """Quantizer string of side i (per channel: `<base>@ch±Δ`)."""
+        if self.channels[i] is None:
+            return self.family.spec(gene)
+        return channel_spec(_canonical(self.family.base(gene)), gene[-1])
+
+    def channel_sf(self, g: Genome, i: int) -> np.ndarray | None:
+        """Calibrated per-channel sf vector of side i (Δ not included), or None (per tensor)."""
+        ch = self.channels[i]
+        return None if ch is None else ch.vector(g[i])
 
     def key(self, g: Genome) -> str:
         return "|".join(self.specs(g))
@@ -86,7 +108,7 @@ class LPQSearch:
         for u in self.units:
             w = a = None
             for i in self.unit_sides[u]:
-                q = make_quantizer(specs[i])
+                q = make_quantizer(specs[i], self.channel_sf(g, i))
                 if self.sides[i].side == "w":
                     w = q
                 else:
@@ -121,7 +143,7 @@ class LPQSearch:
             gene = genes[i]
             if not self.s.mixed and not sd.pinned:
                 gene = self.family.with_n(gene, self.n_budget_w if sd.is_weight else self.n_budget_a, self.anchors[i])
-            genes[i] = self.family.repair(gene, self.sf0[i], sd.pinned, self.anchors[i])
+            genes[i] = self.family.repair(gene, self.sf0[i], sd.pinned, self.anchors[i], self.channels[i])
         if self.s.mode == "repair":
             self._repair_budget(genes)
         return tuple(genes)
@@ -145,7 +167,7 @@ class LPQSearch:
                     gene = self.family.reshape(genes[i], lower, anchor.best_structure(lower), anchor)
                 else:
                     gene = self.family.with_n(genes[i], lower, anchor)
-                genes[i] = self.family.repair(gene, self.sf0[i], False, anchor)
+                genes[i] = self.family.repair(gene, self.sf0[i], False, anchor, self.channels[i])
 
     def mutate(self, g: Genome) -> Genome:
         genes = list(g)
@@ -174,12 +196,7 @@ class LPQSearch:
 
     # ---- initialisation (LPQ §3) -----------------------------------------------------------------
     def initial_population(self) -> list[Genome]:
-        i_med, i_mse = [], []
-        for i, sd in enumerate(self.sides):
-            n = 8 if sd.pinned else (self.n_budget_w if sd.is_weight else self.n_budget_a)
-            i_med.append(self.family.init_med(n, self.data[i], self.sf0[i], self.calib_seed))
-            i_mse.append(self.family.init_mse(n, self.data[i], self.sf0[i], self.calib_seed))
-        seeds = [self.repair(tuple(i_med)), self.repair(tuple(i_mse))]
+        seeds = [self.seed_individual("med"), self.seed_individual("mse")]
         pop = list(seeds[: self.s.population])
         while len(pop) < self.s.population:
             base = list(seeds[len(pop) % 2])
@@ -188,6 +205,28 @@ class LPQSearch:
                     base[i] = self.family.mutate(base[i], self.rng, self.anchors[i], self.s.retune)
             pop.append(self.repair(tuple(base)))
         return pop
+
+    def seed_individual(self, which: str) -> Genome:
+        """I_med or I_mse (LPQ §3), repaired. Per-channel weight sides: I_med's structure with
+        Δ = 0; I_mse = the structure of least whole-tensor MSE with its calibrated vector, Δ = 0."""
+        genes = []
+        for i, sd in enumerate(self.sides):
+            n = 8 if sd.pinned else (self.n_budget_w if sd.is_weight else self.n_budget_a)
+            ch = self.channels[i]
+            if which == "mse" and ch is not None:
+                gene = self.family.make(n, ch.best_structure(n), 0.0)
+            elif which == "mse":
+                gene = self.family.init_mse(n, self.data[i], self.sf0[i], self.calib_seed)
+            else:
+                gene = self.family.init_med(n, self.data[i], self.sf0[i], self.calib_seed)
+                if ch is not None:
+                    gene = gene[:-1] + (0.0,)
+            genes.append(gene)
+        return self.repair(tuple(genes))
+
+    def uniform(self) -> Genome:
+        """The uniform calibrated PTQ reference (`search=none`, LPQ §9): LP = I_mse, baselines = I_med."""
+        return self.seed_individual("mse" if self.family.name == "lp" else "med")
 
     # ---- fitness ---------------------------------------------------------------------------------
     def fitness_of(self, genomes: list[Genome]) -> list[float]:
@@ -308,3 +347,8 @@ class LPQSearch:
                 log.info("stopping: no relative improvement > 1e-4 (of F - F_FP) in %d generations", p)
                 return True
         return False
+
+
+@functools.lru_cache(maxsize=4096)
+def _canonical(base: str) -> str:
+    return parse(base).spec

@@ -88,11 +88,20 @@ class Family:
     def snap(self, sf: float) -> float:
         return float(np.round(sf / self.sf_step) * self.sf_step) if self.sf_step else float(sf)
 
-    def sf_bounds(self, g: Gene, sf0: float) -> tuple[float, float]:
-        return max(sf0 - SF_WINDOW, -SF_LIMIT), min(sf0 + SF_WINDOW, SF_LIMIT)
+    def limits(self, g: Gene) -> tuple[float, float]:
+        """Range of sf the format allows at g's structure (|sf| <= 126)."""
+        return -SF_LIMIT, SF_LIMIT
 
-    def clamp_sf(self, g: Gene, sf: float, sf0: float) -> float:
-        lo, hi = self.sf_bounds(g, sf0)
+    def sf_bounds(self, g: Gene, sf0: float, channel_sf: np.ndarray | None = None) -> tuple[float, float]:
+        """Window sf0 ± 8 within the format's limits. Per channel (the gene is a shift Δ of the
+        calibrated vector `channel_sf`): every channel's sf + Δ must stay within the limits."""
+        lo, hi = self.limits(g)
+        if channel_sf is not None and len(channel_sf):
+            lo, hi = lo - float(np.min(channel_sf)), hi - float(np.max(channel_sf))
+        return max(sf0 - SF_WINDOW, lo), min(sf0 + SF_WINDOW, hi)
+
+    def clamp_sf(self, g: Gene, sf: float, sf0: float, channel_sf: np.ndarray | None = None) -> float:
+        lo, hi = self.sf_bounds(g, sf0, channel_sf)
         sf = self.snap(min(max(sf, lo), hi))
         if sf < lo:
             sf += self.sf_step or 0.0
@@ -105,10 +114,12 @@ class Family:
         return parse(base).max
 
     # ---- operators ------------------------------------------------------------------------
-    def repair(self, g: Gene, sf0: float, pinned: bool, anchor: Anchor = None) -> Gene:
-        """LPQ §2.3 steps 1-3: snap n (pinned: 8), clamp structure, snap and clamp sf."""
+    def repair(self, g: Gene, sf0: float, pinned: bool, anchor: Anchor = None, channels: "ChannelScales | None" = None) -> Gene:
+        """LPQ §2.3 steps 1-3: snap n (pinned: 8), clamp structure, snap and clamp sf (per
+        channel: the shift Δ, so that every channel's sf stays in range)."""
         g = self.with_n(g, 8 if pinned else self.nearest_bits(g[0]), anchor)
-        return g[:-1] + (self.clamp_sf(g, g[-1], sf0),)
+        vec = channels.vector(g) if channels is not None else None
+        return g[:-1] + (self.clamp_sf(g, g[-1], sf0, vec),)
 
     def with_n(self, g: Gene, n: int, anchor: Anchor = None) -> Gene:
         return self.reshape(g, n, self.structure_of(g), anchor)
@@ -239,6 +250,66 @@ class ScaleAnchor:
         return self._cache[key]
 
 
+class ChannelScales:
+    """One weight unit's calibrated per-output-channel sf vector per structure, for searches
+    with `quant.per_channel=true` (LPQ §2.2): the unit's sf gene is a shift Δ applied to the
+    whole vector (string `<base>@ch±Δ`). The vector of a structure is the family's default
+    scale rule per channel (LP: the I_mse rule of LPQ §3 at that es, rs; af: pow2max; ant:
+    antclip), i.e. what `lpq evaluate quant.per_channel=true` calibrates; computed lazily and
+    cached (deterministic). As an anchor (`Family.reshape`) it keeps Δ when n or the
+    structure changes, because the vector itself is recalibrated for the new structure."""
+
+    def __init__(self, family: Family, x: np.ndarray, seed: int):
+        w = np.asarray(x, dtype=np.float32)
+        if w.ndim < 2:
+            raise ValueError(f"per-channel quantization needs a weight with an output-channel axis, got shape {w.shape}")
+        self.family, self.seed = family, seed
+        self.rows = [w[c].ravel() for c in range(w.shape[0])]
+        self._sorted = None
+        self._vectors: dict[str, np.ndarray] = {}
+        self._structures: dict[int, tuple] = {}
+
+    def __call__(self, g: Gene) -> float:
+        return 0.0
+
+    def _sorted_rows(self):
+        if self._sorted is None:
+            self._sorted = sort_magnitudes(self.rows)  # as `resolve(..., per_channel=True)` reads them
+        return self._sorted
+
+    def vector(self, g: Gene) -> np.ndarray:
+        """Calibrated per-channel sf (Δ not included) of g's structure."""
+        key = self.family.base(g)
+        if key not in self._vectors:
+            if self.family.name == "lp":
+                n, es, rs = g[0], g[1], g[2]
+                vec = calibrate_lp(self._sorted_rows(), n, es, rs)[2]
+            else:
+                vec = [self.family.calibrated_sf(g, self.family.prepare(r, self.seed), self.seed) for r in self.rows]
+            self._vectors[key] = np.asarray(vec, dtype=np.float64)
+        return self._vectors[key]
+
+    def total_mse(self, g: Gene) -> float:
+        """Quantization MSE of the whole tensor with g's structure and its calibrated vector."""
+        fmt = parse(self.family.base(g))
+        vec = self.vector(g)
+        err = sum(float(quantization_mse(fmt, r, np.array([sf]))[0]) * r.size for r, sf in zip(self.rows, vec))
+        return err / max(1, sum(r.size for r in self.rows))
+
+    def best_structure(self, n: int) -> tuple:
+        """Structure of least whole-tensor MSE at width n (the per-channel I_mse rule; LP: the
+        (es, rs) that `resolve('lp<n,*,*,*>', per_channel=True)` picks)."""
+        if n not in self._structures:
+            if self.family.name == "lp":
+                es, rs, _ = calibrate_lp(self._sorted_rows(), n)
+                self._structures[n] = (es, rs)
+            else:
+                cands = self.family.structures(n)
+                errs = [self.total_mse(self.family.make(n, s, 0.0)) for s in cands]
+                self._structures[n] = cands[int(np.argmin(errs))]
+        return self._structures[n]
+
+
 class LPFamily(Family):
     name = "lp"
     anchor_max = False  # sf centres the tapered grid (median rule); it does not follow max(Q0)
@@ -270,10 +341,9 @@ class LPFamily(Family):
     def sigma(self, g):
         return 0.25 * 2 ** g[1]
 
-    def sf_bounds(self, g, sf0):
-        lo, hi = super().sf_bounds(g, sf0)
+    def limits(self, g):
         T = float(lp_range(g[0], g[1], g[2]))
-        return max(lo, T - F32_MAX_EXP), min(hi, -F32_MIN_EXP - T)  # float32 emulation range
+        return max(-SF_LIMIT, T - F32_MAX_EXP), min(SF_LIMIT, -F32_MIN_EXP - T)  # float32 emulation range
 
     def sf0(self, n, x, seed):
         return float(median_sf(sort_magnitudes(np.asarray(x, np.float64).ravel()))[0])
