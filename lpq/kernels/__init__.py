@@ -1,4 +1,5 @@
-"""Fast fake-quantization backends behind one dispatch: numba on CPU, CuPy on CUDA.
+"""Fast fake-quantization backends behind one dispatch: numba on CPU, CuPy on CUDA, and a
+torch-op kernel (`torch_native`) on CUDA without CuPy and on other devices.
 
 Both consume the same float32 tables (`tables.py`) and must equal the numpy threshold-table
 reference (`Format.quantize_reference`) bit for bit. float32 tensors run natively; float16
@@ -6,6 +7,8 @@ and bfloat16 compute in float32 and round back; float64 uses the exact float64 r
 """
 from __future__ import annotations
 
+import logging
+import os
 from typing import Any
 
 import numpy as np
@@ -43,11 +46,15 @@ def _run_f32(fmt, xf, r, s):
     import torch
 
     table = build_kernel_table(fmt)
-    if xf.is_cuda:
+    if xf.is_cuda and _cupy_ok():
         from . import cuda
 
         out = torch.empty_like(xf)
         cuda.quantize_f32(fmt, table, xf.view(-1), out.view(-1), r, s)
+    elif xf.device.type != "cpu" or _FORCE_TORCH:
+        from . import torch_native
+
+        out = torch_native.quantize_f32(table, xf, r, s)
     elif xf.device.type == "cpu":
         from . import cpu
 
@@ -56,9 +63,26 @@ def _run_f32(fmt, xf, r, s):
         out_np = np.empty(xf.numel(), dtype=np.float32)
         cpu.quantize_f32(table, xf.view(-1).numpy(), out_np, r, s, threads=torch.get_num_threads())
         out = torch.from_numpy(out_np).view(xf.shape)
-    else:  # other devices: run the CPU kernel on a host copy
-        return _run_f32(fmt, xf.cpu(), r, s).to(xf.device)
     return out
+
+
+# LPQ_KERNEL=torch: use the torch-op kernel on every device (tests, debugging, platforms without numba/CuPy)
+_FORCE_TORCH = os.environ.get("LPQ_KERNEL", "").lower() == "torch"
+_CUPY: list[bool] = []
+
+
+def _cupy_ok() -> bool:
+    """CuPy importable with a device (checked once); otherwise CUDA tensors use the torch-op
+    kernel, with one warning naming the extra that installs CuPy."""
+    if not _CUPY:
+        from . import cuda
+
+        _CUPY.append(cuda.available() and not _FORCE_TORCH)
+        if not _CUPY[0] and not _FORCE_TORCH:
+            logging.getLogger("lpq").warning(
+                "CuPy is not available: CUDA fake-quantization uses the torch-op kernel (same results, slower); "
+                "pip install -e '.[gpu]' installs cupy-cuda13x")
+    return _CUPY[0]
 
 
 def _scale_to_numpy(scale):
