@@ -25,7 +25,8 @@ from lpq.search.runner import SegmentedModel, default_taps
 from lpq.cli.search import build_sides
 
 
-def run_ga(model_name: str, size: int, batch: int, nbatches: int, generations: int, prefix_reuse: bool):
+def run_ga(model_name: str, size: int, batch: int, nbatches: int, generations: int, prefix_reuse: bool,
+           per_pass: int = 1):
     import timm
 
     torch.manual_seed(0)
@@ -35,7 +36,7 @@ def run_ga(model_name: str, size: int, batch: int, nbatches: int, generations: i
     qm = QuantModel(model, batches[0][:1])
     stats = collect_statistics(qm, [(x, None) for x in batches], 1 << 14, 0)
     seg = SegmentedModel(qm, default_taps(model))
-    ev = FitnessEvaluator(qm, seg, batches, FitnessSettings(prefix_reuse=prefix_reuse))
+    ev = FitnessEvaluator(qm, seg, batches, FitnessSettings(prefix_reuse=prefix_reuse, individuals_per_pass=per_pass))
     family = make_family("lp", [2, 3, 4, 5, 6, 8], 2**-8)
     sides = build_sides(qm, seg.unit_segment, False)
     data = [qm.fp_weight(s.unit).numpy() if s.is_weight else stats[(s.unit, s.side)] for s in sides]
@@ -63,18 +64,25 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--batches", type=int, default=2)
     ap.add_argument("--generations", type=int, default=4)
+    ap.add_argument("--per-pass", type=int, default=0,
+                    help="also time search.individuals_per_pass=K (batched individuals, LPQ §8.5)")
     args = ap.parse_args()
     # untimed warm-up (numba tables, oneDNN primitives, allocator), so neither arm pays it
     run_ga(args.model, args.size, args.batch, args.batches, 1, True)
+    arms = [(False, 1), (True, 1)] + ([(True, args.per_pass)] if args.per_pass > 1 else [])
     results = {}
-    for reuse in (False, True):
-        n, s, f, st = run_ga(args.model, args.size, args.batch, args.batches, args.generations, reuse)
-        results[reuse] = (n, s, f)
+    for reuse, k in arms:
+        n, s, f, st = run_ga(args.model, args.size, args.batch, args.batches, args.generations, reuse, k)
+        results[(reuse, k)] = (n, s, f)
         frac = st.segments_run / max(st.segments_total, 1)
-        print(f"prefix_reuse={str(reuse):5s}: {n} evaluations in {s:6.1f} s = {n / s:6.2f} eval/s "
-              f"(segments run: {frac:.0%} of full forwards), best fitness {f:.6f}")
-    (n0, s0, f0), (n1, s1, f1) = results[False], results[True]
+        print(f"prefix_reuse={str(reuse):5s} individuals_per_pass={k}: {n} evaluations in {s:6.1f} s = "
+              f"{n / s:6.2f} eval/s (segments run: {frac:.0%} of full forwards), best fitness {f:.6f}")
+    (n0, s0, f0), (n1, s1, f1) = results[(False, 1)], results[(True, 1)]
     print(f"speed-up from prefix reuse: {(n1 / s1) / (n0 / s0):.2f}x; identical results: {n0 == n1 and f0 == f1}")
+    if args.per_pass > 1:
+        n2, s2, f2 = results[(True, args.per_pass)]
+        print(f"speed-up from batched individuals (K={args.per_pass}) on top of prefix reuse: {(n2 / s2) / (n1 / s1):.2f}x, "
+              f"over full forwards: {(n2 / s2) / (n0 / s0):.2f}x; same results: {n2 == n1 and f2 == f1}")
 
 
 if __name__ == "__main__":

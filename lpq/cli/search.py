@@ -79,7 +79,8 @@ def run_search(cfg, out_dir: Path) -> dict:
     fit_settings = FitnessSettings(objective=str(s.objective), tau=float(s.tau),
                                    lam=0.0 if s.objective == "global_only" else float(s.lam),
                                    pooling=str(cfg.calib.pooling), prefix_reuse=bool(s.prefix_reuse),
-                                   prefix_cache_mb=float(s.prefix_cache_mb))
+                                   prefix_cache_mb=float(s.prefix_cache_mb),
+                                   individuals_per_pass=int(s.get("individuals_per_pass", 1)))
     evaluator = FitnessEvaluator(qm, seg, batches, fit_settings)
     sides = build_sides(qm, seg.unit_segment, bool(s.pin_first_last))
     side_data = [qm.fp_weight(sd.unit).cpu().numpy() if sd.is_weight else stats[(sd.unit, sd.side)] for sd in sides]

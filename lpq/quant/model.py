@@ -81,6 +81,7 @@ class QuantModel(nn.Module):
         self._layers: dict[str, nn.Module] = {}
         self._weight_cache: OrderedDict = OrderedDict()
         self._weight_cache_bytes = 0
+        self._group: list[dict] | None = None  # group mode: one quantizer set per batch chunk
         names = {n for n, _ in model.named_modules()}
         unknown = self.skip - names - {n + s for n in names for s in (".qk", ".av")}
         if unknown:
@@ -105,6 +106,8 @@ class QuantModel(nn.Module):
     # ---- hooks ------------------------------------------------------------------------------
     def _make_pre_hook(self, name: str):
         def hook(module, args):
+            if self._group is not None:  # group mode: `group_forward` quantizes per chunk
+                return None
             x = args[0]
             if self.observer is not None:
                 self.observer(name, "a", x)
@@ -121,6 +124,10 @@ class QuantModel(nn.Module):
         if self.observer is not None:
             self.observer(name, "a", a)
             self.observer(name, "w", w)
+        if self._group is not None:
+            m = len(self._group)
+            qs = [g.get(name, (None, None)) for g in self._group]  # (weight side, activation side)
+            return _per_chunk(a, m, [q[1] for q in qs]), _per_chunk(w, m, [q[0] for q in qs])
         qa, qw = self._mm_q.get(name, (None, None))
         return (qa(a) if qa is not None else a), (qw(w) if qw is not None else w)
 
@@ -171,6 +178,35 @@ class QuantModel(nn.Module):
                 self._layers[unit.name].weight.copy_(self._quantized_weight(unit.name, wq))
             self._w_q[unit.name], self._a_q[unit.name] = wq, aq
 
+    def set_group(self, quantizer_sets: list[dict] | None) -> None:
+        """Group mode (LPQ §8.5, batched individuals): the batch is the concatenation of m equal
+        chunks, chunk j quantized with quantizer_sets[j] (same form as `set_quantizers`). Conv
+        and linear layers then run through `group_forward` (called by the segmented runner),
+        attention operands are quantized per chunk; None leaves group mode. The single-mode
+        quantizers and weights are left untouched."""
+        if quantizer_sets is not None:
+            for qs in quantizer_sets:
+                unknown = set(qs) - set(self.unit_names)
+                if unknown:
+                    raise ValueError(f"quantization config names unknown layers: {sorted(unknown)[:5]}")
+        self._group = list(quantizer_sets) if quantizer_sets is not None else None
+
+    def group_forward(self, name: str, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """One conv/linear layer in group mode: chunk j's input and weight quantized with
+        chunk j's quantizers, the same ops and shapes as a single-mode forward."""
+        m = len(self._group)
+        out = []
+        for chunk, qs in zip(x.chunk(m, 0), self._group):
+            wq, aq = qs.get(name, (None, None))
+            if aq is not None:
+                chunk = aq(chunk)
+            weight = self._quantized_weight(name, wq)
+            if isinstance(module, nn.Conv2d):
+                out.append(module._conv_forward(chunk, weight, module.bias))
+            else:
+                out.append(nn.functional.linear(chunk, weight, module.bias))
+        return torch.cat(out, 0)
+
     def _quantized_weight(self, name: str, wq: Quantizer | None) -> torch.Tensor:
         """The weight of `name` under `wq`, from an LRU cache bounded to twice the FP32 weights
         (LPQ §8.3): searches revisit the same (layer, quantizer) pairs constantly."""
@@ -191,6 +227,12 @@ class QuantModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
+
+
+def _per_chunk(x: torch.Tensor, m: int, quantizers: list) -> torch.Tensor:
+    if all(q is None for q in quantizers):
+        return x
+    return torch.cat([q(c) if q is not None else c for c, q in zip(x.chunk(m, 0), quantizers)], 0)
 
 
 class MatmulOperands(nn.Module):

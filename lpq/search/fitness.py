@@ -32,6 +32,7 @@ class FitnessSettings:
     pooling: str = "mean"
     prefix_reuse: bool = True
     prefix_cache_mb: float = 1024.0
+    individuals_per_pass: int = 1  # LPQ §8.5: individuals run together as chunks of one batch
 
     @property
     def uses_local(self) -> bool:
@@ -58,18 +59,32 @@ class FitnessEvaluator:
         self.cache_budget = int(settings.prefix_cache_mb * 2**20)
         self.fp_logits: list[torch.Tensor] = []
         self.fp_taps: list[list[torch.Tensor]] = []
+        if int(settings.individuals_per_pass) < 1:
+            raise ValueError(f"search.individuals_per_pass={settings.individuals_per_pass} is invalid: need >= 1")
         qm.set_quantizers({})
+        # boundary number -> True when every value live there is a tensor whose first axis is
+        # the batch: only there can grouped runs (individuals_per_pass > 1) start, stop and cache
+        self.batchable = [False] * seg.num_segments
         with torch.inference_mode():
             for x in batches:
                 taps: list[torch.Tensor] = []
-                logits = seg.run(x, 0, on_boundary=lambda b, t, live: t is not None and taps.append(pool(t, settings.pooling)))
+
+                def on_fp_boundary(b, t, live, _n=len(x), _taps=taps):
+                    if t is not None:
+                        _taps.append(pool(t, settings.pooling))
+                    self.batchable[b] = all(isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] == _n
+                                            for v in live.values())
+
+                logits = seg.run(x, 0, on_boundary=on_fp_boundary)
                 self.fp_logits.append(logits)
                 self.fp_taps.append(taps)
         self.reference = self._reference_level()
 
-    def _lookup(self, b: int, keys: tuple) -> tuple[int, dict | None, list[float]]:
+    def _lookup(self, b: int, keys: tuple, batchable_only: bool = False) -> tuple[int, dict | None, list[float]]:
         """Deepest cached boundary whose prefix (segments before it) equals this individual's."""
         for k in range(len(keys) - 1, 0, -1):
+            if batchable_only and not self.batchable[k]:
+                continue
             hit = self._prefix_cache.get((b, keys[:k]))
             if hit is not None:
                 self._prefix_cache.move_to_end((b, keys[:k]))
@@ -104,8 +119,13 @@ class FitnessEvaluator:
         glob = [0.0] * n
         loc = [0.0] * n
         nseg = self.seg.num_segments
+        k = int(self.s.individuals_per_pass)
         with torch.inference_mode():
             for b, x in enumerate(self.batches):
+                if k > 1:
+                    for j in range(0, n, k):
+                        self._run_wave(b, x, order[j:j + k], individuals, segment_keys, glob, loc)
+                    continue
                 for i in order:
                     keys = segment_keys[i]
                     cp, saved, locals_ = self._lookup(b, keys) if self.s.prefix_reuse else (0, None, [])
@@ -131,3 +151,76 @@ class FitnessEvaluator:
             g, l = glob[i] / nb, loc[i] / nb
             out.append({"fitness": g + (self.s.lam * l if self.s.uses_local else 0.0), "global": g, "local": l})
         return out
+
+    def _run_wave(self, b: int, x: torch.Tensor, wave: list[int], individuals: list[Quantizers],
+                  segment_keys: list[tuple], glob: list[float], loc: list[float]) -> None:
+        """Batched individuals (LPQ §8.5) on calibration batch b: the wave's individuals advance
+        together from boundary to boundary (batchable ones only, `self.batchable`); at each step
+        every distinct prefix that needs computing is one chunk of a single grouped run, its
+        input the parent's output (computed in this wave or found in the prefix cache). Each
+        prefix is computed once, as in the one-at-a-time trie walk; chunks run the same
+        per-layer ops and shapes, so the terms agree with one-at-a-time evaluation."""
+        nseg = self.seg.num_segments
+        reuse = self.s.prefix_reuse
+        stops = [k for k in range(1, nseg) if self.batchable[k]] + [nseg] if reuse else [nseg]
+        state = {i: self._lookup(b, segment_keys[i], batchable_only=True) if reuse else (0, None, []) for i in wave}
+        level = min(pos for pos, _, _ in state.values())
+        while level < nseg:
+            nxt = min(s for s in stops if s > level)
+            nodes: dict[tuple, list] = {}  # output prefix -> [representative, input live, locals, members]
+            for i in wave:
+                pos, live, locs = state[i]
+                if pos != level:
+                    continue
+                out = segment_keys[i][:nxt] if nxt < nseg else (i,)
+                if out in nodes:
+                    nodes[out][3].append(i)
+                else:
+                    nodes[out] = [i, live, list(locs), [i]]
+            reps = list(nodes.values())
+            m = len(reps)
+            if m:
+                self._run_group(b, x, level, nxt, reps, individuals, segment_keys, state, glob, loc)
+                self.stats.segments_run += m * (nxt - level)
+            level = nxt
+        self.stats.segments_total += nseg * len(wave)
+
+    def _run_group(self, b, x, level, nxt, reps, individuals, segment_keys, state, glob, loc) -> None:
+        """One grouped run of the chunks `reps` from boundary `level` to `nxt` (nseg: the output)."""
+        nseg = self.seg.num_segments
+        m = len(reps)
+        reuse = self.s.prefix_reuse
+        captured: dict = {}
+
+        def on_boundary(bidx: int, tap: torch.Tensor, live: dict) -> None:
+            if tap is not None:
+                ref = self.fp_taps[b][self.seg.tap_ordinal[bidx]]
+                for j, chunk in enumerate(pool(tap, self.s.pooling).chunk(m, 0)):
+                    reps[j][2].append(float(infonce(chunk, ref, self.s.tau)) if self.s.uses_local else 0.0)
+            if reuse and self.batchable[bidx]:
+                parts = {nd: v.chunk(m, 0) for nd, v in live.items()}
+                for j, rep in enumerate(reps):
+                    chunk_live = {nd: p[j] for nd, p in parts.items()}
+                    self._store(b, segment_keys[rep[0]][:bidx], chunk_live, list(rep[2]))
+                    if bidx == nxt:
+                        captured[j] = chunk_live
+
+        self.qm.set_group([individuals[rep[0]] for rep in reps])
+        try:
+            if level == 0:
+                out = self.seg.run(torch.cat([x] * m, 0), 0, None, on_boundary, stop=nxt if nxt < nseg else None)
+            else:
+                saved = {nd: torch.cat([rep[1][nd] for rep in reps], 0) for nd in reps[0][1]}
+                out = self.seg.run(None, level, saved, on_boundary, stop=nxt if nxt < nseg else None)
+        finally:
+            self.qm.set_group(None)
+        if nxt < nseg:
+            for j, rep in enumerate(reps):
+                for i in rep[3]:
+                    state[i] = (nxt, captured[j], list(rep[2]))
+            return
+        for j, (rep, logits) in enumerate(zip(reps, out.chunk(m, 0))):
+            i = rep[0]
+            glob[i] += float(logits_term(self.s.objective, logits, self.fp_logits[b], self.s.tau))
+            if self.s.uses_local and rep[2]:
+                loc[i] += sum(rep[2]) / len(rep[2])

@@ -103,12 +103,16 @@ class SegmentedModel:
             self.unit_segment[unit.name] = sum(1 for s in starts if s < unit_nodes[unit.name])
         self.num_segments = len(self.boundaries) + 1
         self._index = index
+        self._layer_targets = {u.name for u in qm.units if u.kind in ("conv", "linear")}
 
     def run(self, x: torch.Tensor | None, start: int = 0, saved: dict | None = None,
-            on_boundary: Callable[[int, torch.Tensor, dict], None] | None = None) -> torch.Tensor:
-        """Run from boundary `start` (0 = the input x) to the output. At each later boundary b
-        (1-based) `on_boundary(b, tap_output, live_values)` is called; tap_output is None at a cut
-        that is not a tap."""
+            on_boundary: Callable[[int, torch.Tensor, dict], None] | None = None,
+            stop: int | None = None) -> torch.Tensor | None:
+        """Run from boundary `start` (0 = the input x) to the output, or only up to boundary
+        `stop` (then None is returned). At each later boundary b (1-based)
+        `on_boundary(b, tap_output, live_values)` is called; tap_output is None at a cut that is
+        not a tap. In the QuantModel's group mode conv/linear layers run per chunk."""
+        group = self.qm._group is not None
         env: dict = {}
         if start == 0:
             first = 0
@@ -127,7 +131,11 @@ class SegmentedModel:
                 args = torch.fx.node.map_arg(node.args, env.__getitem__)
                 kwargs = torch.fx.node.map_arg(node.kwargs, env.__getitem__)
                 if op == "call_module":
-                    env[node] = self.gm.get_submodule(node.target)(*args, **kwargs)
+                    mod = self.gm.get_submodule(node.target)
+                    if group and node.target in self._layer_targets:
+                        env[node] = self.qm.group_forward(node.target, mod, *args)
+                    else:
+                        env[node] = mod(*args, **kwargs)
                 elif op == "call_function":
                     env[node] = node.target(*args, **kwargs)
                 elif op == "call_method":
@@ -144,6 +152,8 @@ class SegmentedModel:
                 if on_boundary is not None:
                     on_boundary(b_next, env[self.nodes[i]] if bnd.tap is not None else None,
                                 {n: env[n] for n in bnd.live})
+                if stop is not None and b_next >= stop:
+                    return None
             for dead in self._free_after.get(i, ()):
                 if dead.op != "output":
                     env.pop(dead, None)

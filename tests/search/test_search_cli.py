@@ -164,6 +164,14 @@ def test_two_runs_with_one_seed_are_identical(search):
     _same_result(search("long", *LONG), search("long_again", *LONG))
 
 
+def test_batched_individuals_give_the_same_search(search):
+    """search.individuals_per_pass=4 (LPQ §8.5): on CPU the same fitness values, hence the same GA
+    trajectory and result as one individual at a time."""
+    _same_result(search("long", *LONG), search("long_batched", *LONG, "search.individuals_per_pass=4"))
+    assert _read(search("long_batched", *LONG, "search.individuals_per_pass=4") / "search.json")[
+        "fitness_settings"]["individuals_per_pass"] == 4
+
+
 def test_different_seed_changes_the_search(search):
     a, b = search("long", *LONG), search("long_seed1", *LONG, "seed=1")
     assert _log_without_seconds(a)[0] != _log_without_seconds(b)[0] or \
