@@ -13,7 +13,13 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export LPA_PROGRESS ?= lines
 DEMO_CORES ?= 2
 
+# the environment (PyPI's torch with its CUDA libraries) takes about 6.5 GB: say so before pip fails half-way
+MIN_FREE_KB ?= 7000000
+
 $(STAMP): pyproject.toml
+	@free=$$(df -Pk . | awk 'NR==2 {print $$4}'); if [ -n "$$free" ] && [ "$$free" -lt $(MIN_FREE_KB) ] && [ -z "$$LPQ_SKIP_DISK_CHECK" ]; then \
+	    echo "error: $$((free / 1024)) MiB free on the file system of $(CURDIR); the set-up of $(VENV) needs about 6.5 GB" \
+	         "(free space, or set LPQ_SKIP_DISK_CHECK=1 to try anyway)" >&2; exit 1; fi
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --upgrade pip
 	$(VPY) -m pip install --quiet -e ".[test,cluster]"
