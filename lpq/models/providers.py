@@ -99,10 +99,16 @@ def _timm(cfg) -> LoadedModel:
     kwargs: dict[str, Any] = {}
     if cfg.get("num_classes") is not None:
         kwargs["num_classes"] = int(cfg.num_classes)
+    extra = cfg.get("kwargs") or {}
+    if not hasattr(extra, "items"):
+        raise ValueError(f"model.kwargs={extra!r} is invalid: need a mapping of timm.create_model arguments")
+    kwargs.update({str(k): (list(v) if hasattr(v, "__iter__") and not isinstance(v, str) else v) for k, v in extra.items()})
     try:
         module = timm.create_model(name, pretrained=False, **kwargs)
     except RuntimeError as err:
         raise ValueError(f"model.name={name!r} is not a timm model ({err}); list them with timm.list_models()") from None
+    except TypeError as err:
+        raise ValueError(f"model.kwargs={dict(extra)!r} / model.num_classes are not accepted by timm model {name!r}: {err}") from None
     ckpt = cfg.get("checkpoint")
     if ckpt is not None:
         path = Path(str(ckpt)).expanduser()

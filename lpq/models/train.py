@@ -36,14 +36,16 @@ def train_embedded(name: str, out_dir: str | Path, seed: int = 0) -> dict:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # these models are tiny: one thread is ~5x faster than two on 2 cores
     try:
-        return _train(name, settings, Path(out_dir), seed)
+        torch.manual_seed(seed)
+        return train_module(EMBEDDED_MODELS[name](), name, settings, Path(out_dir), seed)
     finally:
         torch.set_num_threads(threads)
 
 
-def _train(name: str, settings: dict, out: Path, seed: int) -> dict:
-    torch.manual_seed(seed)
-    model = EMBEDDED_MODELS[name]()
+def train_module(model: nn.Module, name: str, settings: dict, out: Path, seed: int) -> dict:
+    """Train `model` on the digits train split (AdamW, one-cycle schedule, seeded order) and
+    write out/model.pt (state dict) and out/train.json. The caller seeds torch before it builds
+    the model (its initialisation draws from the global generator)."""
     train, val = digits_split("train"), digits_split("val")
     opt = torch.optim.AdamW(model.parameters(), lr=settings["lr"], weight_decay=settings["weight_decay"])
     steps = settings["epochs"] * ((len(train) + settings["batch"] - 1) // settings["batch"])

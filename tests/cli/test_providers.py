@@ -163,6 +163,26 @@ def test_timm_from_checkpoint_and_num_classes(tmp_path):
         build_model(_cfg(kind="timm", name=TIMM_NAME, checkpoint=str(path), num_classes=None))
 
 
+def test_timm_kwargs_reach_create_model(tmp_path):
+    """model.kwargs: further timm.create_model arguments (a 1-channel ViT on 8x8 inputs here)."""
+    import timm
+
+    kw = {"in_chans": 1, "img_size": 8, "patch_size": 2}
+    torch.manual_seed(3)
+    model = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=10, depth=2, **kw)
+    path = tmp_path / "v.pth"
+    torch.save(model.state_dict(), path)
+    loaded = build_model(_cfg(kind="timm", name="vit_tiny_patch16_224", checkpoint=str(path), num_classes=10,
+                              kwargs={**kw, "depth": 2}))
+    with torch.no_grad():
+        x = torch.randn(2, 1, 8, 8)
+        assert torch.equal(loaded.module(x), model.eval()(x))
+    with pytest.raises(ValueError, match="model.kwargs=.* is invalid"):
+        build_model(_cfg(kind="timm", name=TIMM_NAME, checkpoint=str(path), kwargs=3))
+    with pytest.raises(ValueError, match="not accepted by timm model"):
+        build_model(_cfg(kind="timm", name=TIMM_NAME, checkpoint=str(path), kwargs={"no_such_argument": 1}))
+
+
 def test_timm_bad_names():
     with pytest.raises(ValueError, match="model.name is not set"):
         build_model(_cfg(kind="timm", name="???", checkpoint=None))
