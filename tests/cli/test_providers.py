@@ -183,6 +183,15 @@ def test_timm_kwargs_reach_create_model(tmp_path):
         build_model(_cfg(kind="timm", name=TIMM_NAME, checkpoint=str(path), kwargs={"no_such_argument": 1}))
 
 
+def test_timm_kwargs_from_the_command_line():
+    """`model=timm 'model.kwargs={in_chans:1,img_size:8}'` composes (kwargs defaults to null)."""
+    from lpq.cli import compose
+
+    cfg = compose(["model=timm", "model.name=vit_tiny_patch16_224", "model.kwargs={in_chans:1,img_size:8,patch_size:2}"])
+    assert dict(cfg.model.kwargs) == {"in_chans": 1, "img_size": 8, "patch_size": 2}
+    assert compose(["model=timm", "model.name=resnet18"]).model.kwargs is None
+
+
 def test_timm_bad_names():
     with pytest.raises(ValueError, match="model.name is not set"):
         build_model(_cfg(kind="timm", name="???", checkpoint=None))
