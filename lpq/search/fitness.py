@@ -72,8 +72,8 @@ class FitnessEvaluator:
                 def on_fp_boundary(b, t, live, _n=len(x), _taps=taps):
                     if t is not None:
                         _taps.append(pool(t, settings.pooling))
-                    self.batchable[b] = all(isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] == _n
-                                            for v in live.values())
+                    self.batchable[b] = all(nd.op != "get_attr" and isinstance(v, torch.Tensor) and v.dim() > 0
+                                            and v.shape[0] == _n for nd, v in live.items())
 
                 logits = seg.run(x, 0, on_boundary=on_fp_boundary)
                 self.fp_logits.append(logits)
