@@ -27,6 +27,7 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(VPY) -m pytest -q
+	$(VPY) -m pytest -q -m isolated
 
 # the demo experiment end to end, offline (conf/experiment/demo.yaml): tables, figures, MLflow runs, then the
 # Snakemake report. A second `make demo` does nothing: Snakemake finds every output up to date and the report is
