@@ -41,8 +41,7 @@ def run_ga(model_name: str, size: int, batch: int, nbatches: int, generations: i
     sides = build_sides(qm, seg.unit_segment, False)
     data = [qm.fp_weight(s.unit).numpy() if s.is_weight else stats[(s.unit, s.side)] for s in sides]
     settings = GASettings(population=16, generations=generations, patience=0, max_evals=10_000, seed=0)
-    search = LPQSearch(sides, family, [0.0] * len(sides), data, ev, settings)
-    search.sf0 = [family.sf0(4, x, 0) for x in data]
+    search = LPQSearch(sides, family, None, data, ev, settings)  # sf0 at the 4-bit start width
     evaluate = ev.evaluate
     spent = [0.0]
 

@@ -85,10 +85,7 @@ def run_search(cfg, out_dir: Path) -> dict:
     sides = build_sides(qm, seg.unit_segment, bool(s.pin_first_last))
     side_data = [qm.fp_weight(sd.unit).cpu().numpy() if sd.is_weight else stats[(sd.unit, sd.side)] for sd in sides]
     per_channel = bool(cfg.quant.per_channel)
-    lpq = LPQSearch(sides, family, [0.0] * len(sides), side_data, evaluator, settings, int(cfg.calib.seed), per_channel)
-    lpq.sf0 = [0.0 if lpq.channels[i] is not None  # per channel: the gene is a shift of the calibrated vector
-               else family.sf0(8 if sd.pinned else (lpq.n_budget_w if sd.is_weight else lpq.n_budget_a), x, int(cfg.calib.seed))
-               for i, (sd, x) in enumerate(zip(sides, side_data))]
+    lpq = LPQSearch(sides, family, None, side_data, evaluator, settings, int(cfg.calib.seed), per_channel)
     log.info("%s: %d units (%d sides), taps %s, %d calibration batches of %d", loaded.name, len(qm.units), len(sides),
              seg.taps, len(batches), len(batches[0]))
     digest = lpq.digest({"model": loaded.name, "weights": loaded.weights_source, "calib_ids": calib_ids,

@@ -7,6 +7,7 @@ and bfloat16 compute in float32 and round back; float64 uses the exact float64 r
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from typing import Any
@@ -55,7 +56,7 @@ def _run_f32(fmt, xf, r, s):
         from . import torch_native
 
         out = torch_native.quantize_f32(table, xf, r, s)
-    elif xf.device.type == "cpu":
+    else:
         from . import cpu
 
         # numpy's allocator asks for transparent huge pages on large buffers: far fewer page
@@ -68,21 +69,22 @@ def _run_f32(fmt, xf, r, s):
 
 # LPQ_KERNEL=torch: use the torch-op kernel on every device (tests, debugging, platforms without numba/CuPy)
 _FORCE_TORCH = os.environ.get("LPQ_KERNEL", "").lower() == "torch"
-_CUPY: list[bool] = []
 
 
+@functools.lru_cache(maxsize=None)
 def _cupy_ok() -> bool:
     """CuPy importable with a device (checked once); otherwise CUDA tensors use the torch-op
     kernel, with one warning naming the extra that installs CuPy."""
-    if not _CUPY:
-        from . import cuda
+    if _FORCE_TORCH:
+        return False
+    from . import cuda
 
-        _CUPY.append(cuda.available() and not _FORCE_TORCH)
-        if not _CUPY[0] and not _FORCE_TORCH:
-            logging.getLogger("lpq").warning(
-                "CuPy is not available: CUDA fake-quantization uses the torch-op kernel (same results, slower); "
-                "pip install -e '.[gpu]' installs cupy-cuda13x")
-    return _CUPY[0]
+    if cuda.available():
+        return True
+    logging.getLogger("lpq").warning(
+        "CuPy is not available: CUDA fake-quantization uses the torch-op kernel (same results, slower); "
+        "pip install -e '.[gpu]' installs cupy-cuda13x")
+    return False
 
 
 def _scale_to_numpy(scale):

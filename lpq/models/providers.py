@@ -92,6 +92,7 @@ def _timm_hf_cache_file(model_name: str) -> Path | None:
 
 def _timm(cfg) -> LoadedModel:
     import timm
+    from omegaconf import OmegaConf
 
     name = cfg.get("name")
     if not name or name == "???":
@@ -102,13 +103,14 @@ def _timm(cfg) -> LoadedModel:
     extra = cfg.get("kwargs") or {}
     if not hasattr(extra, "items"):
         raise ValueError(f"model.kwargs={extra!r} is invalid: need a mapping of timm.create_model arguments")
-    kwargs.update({str(k): (list(v) if hasattr(v, "__iter__") and not isinstance(v, str) else v) for k, v in extra.items()})
+    extra = OmegaConf.to_container(extra, resolve=True) if OmegaConf.is_config(extra) else dict(extra)
+    kwargs.update({str(k): v for k, v in extra.items()})
     try:
         module = timm.create_model(name, pretrained=False, **kwargs)
     except RuntimeError as err:
         raise ValueError(f"model.name={name!r} is not a timm model ({err}); list them with timm.list_models()") from None
     except TypeError as err:
-        raise ValueError(f"model.kwargs={dict(extra)!r} / model.num_classes are not accepted by timm model {name!r}: {err}") from None
+        raise ValueError(f"model.kwargs={extra!r} / model.num_classes are not accepted by timm model {name!r}: {err}") from None
     ckpt = cfg.get("checkpoint")
     if ckpt is not None:
         path = Path(str(ckpt)).expanduser()

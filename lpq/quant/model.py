@@ -164,9 +164,7 @@ class QuantModel(nn.Module):
     @torch.no_grad()
     def set_quantizers(self, quantizers: dict[str, tuple[Quantizer | None, Quantizer | None]]) -> None:
         """Set (weight, activation) quantizers per unit name; units not listed run in FP32."""
-        unknown = set(quantizers) - set(self.unit_names)
-        if unknown:
-            raise ValueError(f"quantization config names unknown layers: {sorted(unknown)[:5]}; known: {self.unit_names[:5]}...")
+        self._check_names(quantizers)
         old_w = self._w_q
         self._w_q, self._a_q, self._mm_q = {}, {}, {}
         for unit in self.units:
@@ -184,12 +182,18 @@ class QuantModel(nn.Module):
         and linear layers then run through `group_forward` (called by the segmented runner),
         attention operands are quantized per chunk; None leaves group mode. The single-mode
         quantizers and weights are left untouched."""
-        if quantizer_sets is not None:
-            for qs in quantizer_sets:
-                unknown = set(qs) - set(self.unit_names)
-                if unknown:
-                    raise ValueError(f"quantization config names unknown layers: {sorted(unknown)[:5]}")
+        for qs in quantizer_sets or ():
+            self._check_names(qs)
         self._group = list(quantizer_sets) if quantizer_sets is not None else None
+
+    @property
+    def in_group_mode(self) -> bool:
+        return self._group is not None
+
+    def _check_names(self, quantizers: dict) -> None:
+        unknown = set(quantizers).difference(self.unit_names)
+        if unknown:
+            raise ValueError(f"quantization config names unknown layers: {sorted(unknown)[:5]}; known: {self.unit_names[:5]}...")
 
     def group_forward(self, name: str, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """One conv/linear layer in group mode: chunk j's input and weight quantized with

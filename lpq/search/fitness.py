@@ -133,15 +133,12 @@ class FitnessEvaluator:
 
                     def on_boundary(bidx: int, tap: torch.Tensor, live: dict, _b=b, _l=locals_, _k=keys) -> None:
                         if tap is not None:  # a tap output: its local term (other cuts only save values)
-                            ref = self.fp_taps[_b][self.seg.tap_ordinal[bidx]]
-                            _l.append(float(infonce(pool(tap, self.s.pooling), ref, self.s.tau)) if self.s.uses_local else 0.0)
+                            _l.append(self._local_term(_b, bidx, pool(tap, self.s.pooling)))
                         if self.s.prefix_reuse:
                             self._store(_b, _k[:bidx], live, list(_l))
 
                     logits = self.seg.run(x if cp == 0 else None, cp, saved, on_boundary)
-                    glob[i] += float(logits_term(self.s.objective, logits, self.fp_logits[b], self.s.tau))
-                    if self.s.uses_local and locals_:
-                        loc[i] += sum(locals_) / len(locals_)
+                    self._accumulate(b, i, logits, locals_, glob, loc)
                     self.stats.segments_run += nseg - cp
                     self.stats.segments_total += nseg
         nb = len(self.batches)
@@ -194,9 +191,8 @@ class FitnessEvaluator:
 
         def on_boundary(bidx: int, tap: torch.Tensor, live: dict) -> None:
             if tap is not None:
-                ref = self.fp_taps[b][self.seg.tap_ordinal[bidx]]
                 for j, chunk in enumerate(pool(tap, self.s.pooling).chunk(m, 0)):
-                    reps[j][2].append(float(infonce(chunk, ref, self.s.tau)) if self.s.uses_local else 0.0)
+                    reps[j][2].append(self._local_term(b, bidx, chunk))
             if reuse and self.batchable[bidx]:
                 parts = {nd: v.chunk(m, 0) for nd, v in live.items()}
                 for j, rep in enumerate(reps):
@@ -219,8 +215,18 @@ class FitnessEvaluator:
                 for i in rep[3]:
                     state[i] = (nxt, captured[j], list(rep[2]))
             return
-        for j, (rep, logits) in enumerate(zip(reps, out.chunk(m, 0))):
-            i = rep[0]
-            glob[i] += float(logits_term(self.s.objective, logits, self.fp_logits[b], self.s.tau))
-            if self.s.uses_local and rep[2]:
-                loc[i] += sum(rep[2]) / len(rep[2])
+        for rep, logits in zip(reps, out.chunk(m, 0)):
+            self._accumulate(b, rep[0], logits, rep[2], glob, loc)
+
+    def _local_term(self, b: int, bidx: int, pooled: torch.Tensor) -> float:
+        """Local InfoNCE of the pooled tap output at boundary bidx against the FP reference (0 when unused)."""
+        if not self.s.uses_local:
+            return 0.0
+        return float(infonce(pooled, self.fp_taps[b][self.seg.tap_ordinal[bidx]], self.s.tau))
+
+    def _accumulate(self, b: int, i: int, logits: torch.Tensor, local_terms: list[float], glob: list[float],
+                    loc: list[float]) -> None:
+        """Add batch b's global term and mean local term of individual i."""
+        glob[i] += float(logits_term(self.s.objective, logits, self.fp_logits[b], self.s.tau))
+        if self.s.uses_local and local_terms:
+            loc[i] += sum(local_terms) / len(local_terms)

@@ -50,9 +50,11 @@ Genome = tuple[Gene, ...]
 class LPQSearch:
     """One search over the sides of a quantized model with one format family."""
 
-    def __init__(self, sides: list[Side], family: Family, sf0: list[float], data: list[np.ndarray],
+    def __init__(self, sides: list[Side], family: Family, sf0: list[float] | None, data: list[np.ndarray],
                  evaluator: FitnessEvaluator, settings: GASettings, calib_seed: int = 0, per_channel: bool = False):
-        self.sides, self.family, self.sf0, self.data = sides, family, sf0, data
+        """sf0: the centre of each side's sf window (LPQ §3); None derives it from the data with the
+        family's default scale rule at the side's starting width (per-channel sides: 0, a shift)."""
+        self.sides, self.family, self.data = sides, family, data
         self.per_channel = per_channel
         self.ev, self.s, self.calib_seed = evaluator, settings, calib_seed
         self.units = list(dict.fromkeys(side.unit for side in sides))
@@ -77,12 +79,21 @@ class LPQSearch:
         # calibrated per-channel vector, recalibrated per structure (LPQ §2.2)
         self.channels: list[ChannelScales | None] = [
             ChannelScales(family, x, calib_seed) if per_channel and sd.is_weight else None for sd, x in zip(sides, data)]
+        self.n_budget_w = max(b for b in family.bits if b <= settings.w_bits)
+        self.n_budget_a = max(b for b in family.bits if b <= settings.a_bits)
+        if sf0 is None:
+            sf0 = [0.0 if self.channels[i] is not None else family.sf0(self.start_width(i), x, calib_seed)
+                   for i, x in enumerate(data)]
+        self.sf0 = list(sf0)
         for i, ch in enumerate(self.channels):
             if ch is not None:
                 self.anchors[i] = ch  # keeps Δ on structural moves
                 self.sf0[i] = 0.0
-        self.n_budget_w = max(b for b in family.bits if b <= settings.w_bits)
-        self.n_budget_a = max(b for b in family.bits if b <= settings.a_bits)
+
+    def start_width(self, i: int) -> int:
+        """Width of side i in the seeds: 8 if pinned, else the largest allowed width within the budget."""
+        sd = self.sides[i]
+        return 8 if sd.pinned else (self.n_budget_w if sd.is_weight else self.n_budget_a)
 
     # ---- genome helpers -----------------------------------------------------------------------
     def specs(self, g: Genome) -> tuple[str, ...]:
@@ -210,8 +221,8 @@ class LPQSearch:
         """I_med or I_mse (LPQ §3), repaired. Per-channel weight sides: I_med's structure with
         Δ = 0; I_mse = the structure of least whole-tensor MSE with its calibrated vector, Δ = 0."""
         genes = []
-        for i, sd in enumerate(self.sides):
-            n = 8 if sd.pinned else (self.n_budget_w if sd.is_weight else self.n_budget_a)
+        for i in range(len(self.sides)):
+            n = self.start_width(i)
             ch = self.channels[i]
             if which == "mse" and ch is not None:
                 gene = self.family.make(n, ch.best_structure(n), 0.0)

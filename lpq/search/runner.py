@@ -112,7 +112,7 @@ class SegmentedModel:
         `stop` (then None is returned). At each later boundary b (1-based)
         `on_boundary(b, tap_output, live_values)` is called; tap_output is None at a cut that is
         not a tap. In the QuantModel's group mode conv/linear layers run per chunk."""
-        group = self.qm._group is not None
+        group = self.qm.in_group_mode
         env: dict = {}
         if start == 0:
             first = 0

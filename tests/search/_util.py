@@ -66,10 +66,7 @@ def toy_search(family: str = "lp", w_bits: float = 4.0, a_bits: float = 4.0, bit
     data = toy_data(sides)
     settings = GASettings(w_bits=w_bits, a_bits=a_bits, seed=seed, **ga)
     stub = SimpleNamespace(seg=SimpleNamespace(num_segments=3))
-    s = LPQSearch(sides, fam, [0.0] * len(sides), data, stub, settings, calib_seed=0)
-    s.sf0 = [fam.sf0(8 if sd.pinned else (s.n_budget_w if sd.is_weight else s.n_budget_a), x, 0)
-             for sd, x in zip(sides, data)]
-    return s
+    return LPQSearch(sides, fam, None, data, stub, settings, calib_seed=0)  # sf0 derived as `lpq search` does
 
 
 def budget_bits(sides: list[Side], specs) -> tuple[float, float]:
@@ -185,7 +182,4 @@ def model_search(qm, stats, seg, evaluator, family: str = "lp", seed: int = 0, p
     fam = make_family(family, list(bits), SF_STEP)
     sides = build_sides(qm, seg.unit_segment, pin_first_last)
     data = [qm.fp_weight(sd.unit).cpu().numpy() if sd.is_weight else stats[(sd.unit, sd.side)] for sd in sides]
-    s = LPQSearch(sides, fam, [0.0] * len(sides), data, evaluator, GASettings(seed=seed, **ga), 0)
-    s.sf0 = [fam.sf0(8 if sd.pinned else (s.n_budget_w if sd.is_weight else s.n_budget_a), x, 0)
-             for sd, x in zip(sides, data)]
-    return s
+    return LPQSearch(sides, fam, None, data, evaluator, GASettings(seed=seed, **ga), 0)  # sf0 as `lpq search` does

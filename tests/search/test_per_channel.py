@@ -122,7 +122,7 @@ def test_ga_operators_give_valid_per_channel_genomes(family):
     data = toy_data(sides)
     data = [_weight((8, 75), seed=i) if sd.is_weight else x for i, (sd, x) in enumerate(zip(sides, data))]
     stub = SimpleNamespace(seg=SimpleNamespace(num_segments=3))
-    s = LPQSearch(sides, fam, [0.0] * len(sides), data, stub, GASettings(w_bits=3.5, a_bits=4.0, seed=1), 0, per_channel=True)
+    s = LPQSearch(sides, fam, None, data, stub, GASettings(w_bits=3.5, a_bits=4.0, seed=1), 0, per_channel=True)
     for stage, g in evolve(s, 3):
         specs = s.specs(g)
         wn = wd = 0.0
