@@ -26,7 +26,7 @@ from lpq.cli.search import build_sides
 
 
 def run_ga(model_name: str, size: int, batch: int, nbatches: int, generations: int, prefix_reuse: bool,
-           per_pass: int = 1):
+           per_pass: int = 1, population: int = 16):
     import timm
 
     torch.manual_seed(0)
@@ -40,7 +40,7 @@ def run_ga(model_name: str, size: int, batch: int, nbatches: int, generations: i
     family = make_family("lp", [2, 3, 4, 5, 6, 8], 2**-8)
     sides = build_sides(qm, seg.unit_segment, False)
     data = [qm.fp_weight(s.unit).numpy() if s.is_weight else stats[(s.unit, s.side)] for s in sides]
-    settings = GASettings(population=16, generations=generations, patience=0, max_evals=10_000, seed=0)
+    settings = GASettings(population=population, generations=generations, patience=0, max_evals=10_000, seed=0)
     search = LPQSearch(sides, family, None, data, ev, settings)  # sf0 at the 4-bit start width
     evaluate = ev.evaluate
     spent = [0.0]
@@ -63,6 +63,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--batches", type=int, default=2)
     ap.add_argument("--generations", type=int, default=4)
+    ap.add_argument("--population", type=int, default=16)
     ap.add_argument("--per-pass", type=int, default=0,
                     help="also time search.individuals_per_pass=K (batched individuals, LPQ §8.5)")
     args = ap.parse_args()
@@ -71,7 +72,8 @@ def main() -> None:
     arms = [(False, 1), (True, 1)] + ([(True, args.per_pass)] if args.per_pass > 1 else [])
     results = {}
     for reuse, k in arms:
-        n, s, f, st = run_ga(args.model, args.size, args.batch, args.batches, args.generations, reuse, k)
+        n, s, f, st = run_ga(args.model, args.size, args.batch, args.batches, args.generations, reuse, k,
+                             args.population)
         results[(reuse, k)] = (n, s, f)
         frac = st.segments_run / max(st.segments_total, 1)
         print(f"prefix_reuse={str(reuse):5s} individuals_per_pass={k}: {n} evaluations in {s:6.1f} s = "

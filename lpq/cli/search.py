@@ -47,12 +47,23 @@ def build_sides(qm, segment_of: dict, pin_first_last: bool) -> list[Side]:
     return sides
 
 
+def _elites(s) -> int:
+    """search.elites, or when null max(1, P // 16): 1 at the small-run population 8, 2 at the paper's 32 (LPQ §7)."""
+    return int(s.elites) if s.get("elites") is not None else max(1, int(s.population) // 16)
+
+
+def _patience(s) -> int:
+    """search.patience, or when null max(3, G // 5): 3 at the small-run 6 generations, 10 at the paper's 50
+    (LPQ §7), so a paper-scale search is not stopped by the small-run patience."""
+    return int(s.patience) if s.get("patience") is not None else max(3, int(s.generations) // 5)
+
+
 def _max_evals(s) -> int:
     """search.max_evals, or when null the cap LPQ §7 derives: P + G·(P − E)."""
     if s.get("max_evals") is not None:
         return int(s.max_evals)
-    p, e = int(s.population), int(s.elites)
-    return p + int(s.generations) * max(0, p - e)
+    p = int(s.population)
+    return p + int(s.generations) * max(0, p - _elites(s))
 
 
 def run_search(cfg, out_dir: Path) -> dict:
@@ -61,7 +72,7 @@ def run_search(cfg, out_dir: Path) -> dict:
     family = make_family(str(s.format), list(s.bits), float(s.sf_step), int(s.es_max))
     settings = GASettings(
         population=int(s.population), generations=int(s.generations), tournament=int(s.tournament),
-        elites=int(s.elites), p_crossover=float(s.p_crossover), k_mut=float(s.k_mut), patience=int(s.patience),
+        elites=_elites(s), p_crossover=float(s.p_crossover), k_mut=float(s.k_mut), patience=_patience(s),
         max_evals=_max_evals(s), w_bits=float(cfg.budget.w_bits), a_bits=float(cfg.budget.a_bits),
         mode=str(cfg.budget.mode), mixed=bool(s.mixed), seed=int(cfg.seed), anchor=str(s.get("anchor", "calibrated")),
         retune=bool(s.get("retune", False)),

@@ -326,6 +326,29 @@ def test_search_json_records_resolved_config_and_digest(search):
         assert f'"{key}"' in flat, key
 
 
+@pytest.mark.parametrize("population,generations,elites,patience,max_evals", [
+    (8, 6, 1, 3, 50),       # LPQ §7 small-run column
+    (32, 50, 2, 10, 1532),  # LPQ §7 paper-scale column (the issue's command line)
+    (4, 4, 1, 3, 16),
+])
+def test_null_elites_patience_max_evals_follow_lpq_7(population, generations, elites, patience, max_evals):
+    from omegaconf import OmegaConf
+
+    from lpq.cli.search import _elites, _max_evals, _patience
+
+    s = OmegaConf.create({"population": population, "generations": generations, "elites": None, "patience": None,
+                          "max_evals": None})
+    assert (_elites(s), _patience(s), _max_evals(s)) == (elites, patience, max_evals)
+    s.elites, s.patience = 3, 0  # explicit values win
+    assert (_elites(s), _patience(s), _max_evals(s)) == (3, 0, population + generations * (population - 3))
+
+
+def test_search_json_records_derived_settings(search):
+    s = _read(search("long", *LONG) / "search.json")
+    assert s["settings"]["elites"] == 1 and s["settings"]["patience"] == 10 and s["settings"]["max_evals"] == 16
+    assert s["search_config"]["elites"] is None  # the config as given; settings hold the derived values
+
+
 def test_digits_vit_search_with_attention_matmuls(search, vit_ckpt, tmp_path):
     """Both operands of the attention matmuls are searched as activations: they count towards
     the activation budget, not the weight budget (LPQ §1, §4.3)."""
