@@ -48,10 +48,7 @@ def _run_f32(fmt, xf, r, s):
 
     table = build_kernel_table(fmt)
     if xf.is_cuda and _cupy_ok():
-        from . import cuda
-
-        out = torch.empty_like(xf)
-        cuda.quantize_f32(fmt, table, xf.view(-1), out.view(-1), r, s)
+        out = cuda_run(fmt, table, xf, r, s)
     elif xf.device.type != "cpu" or _FORCE_TORCH:
         from . import torch_native
 
@@ -77,14 +74,66 @@ def _cupy_ok() -> bool:
     kernel, with one warning naming the extra that installs CuPy."""
     if _FORCE_TORCH:
         return False
+    import torch
+
     from . import cuda
 
-    if cuda.available():
-        return True
-    logging.getLogger("lpq").warning(
-        "CuPy is not available: CUDA fake-quantization uses the torch-op kernel (same results, slower); "
-        "pip install -e '.[gpu]' installs cupy-cuda13x")
-    return False
+    log = logging.getLogger("lpq")
+    if not cuda.available():
+        log.warning("CuPy is not available: CUDA fake-quantization uses the torch-op kernel (same results, slower); "
+                    "pip install -e '.[gpu]' installs cupy-cuda13x")
+        return False
+    problem = kernel_disagreement(cuda_run, torch.device("cuda"))
+    if problem:
+        log.warning("the CuPy kernel failed its start-up check (%s): CUDA fake-quantization uses the torch-op "
+                    "kernel instead (same results, slower)", problem)
+        return False
+    return True
+
+
+def cuda_run(fmt, table, xf, r, s):
+    """The CuPy kernel with the calling convention of torch_native.quantize_f32."""
+    import torch
+
+    from . import cuda
+
+    out = torch.empty_like(xf)
+    cuda.quantize_f32(fmt, table, xf.view(-1), out.view(-1), r, s)
+    return out
+
+
+_PROBE_SPECS = ("lp<4,1,2,0.5>", "lp<8,2,5,-3>", "int<4>", "fp<2,1>", "uint<4>")
+
+
+def kernel_disagreement(run, device) -> str | None:
+    """None when `run(fmt, table, x, r, s)` equals the torch-op kernel bit for bit on `device`
+    for a few formats, on every threshold and its float32 neighbours, zeros of both signs,
+    infinities and NaN, with and without a scale; else what went wrong. Run once before a
+    compiled kernel that this machine has not exercised is trusted (LPQ's GPU path: CuPy
+    needs NVRTC and DLPack at run time, which no CPU test can reach)."""
+    import torch
+
+    from ..formats import parse
+    from . import torch_native
+
+    try:
+        for spec in _PROBE_SPECS:
+            fmt = parse(spec)
+            table = build_kernel_table(fmt)
+            thr = table.thresholds.view(np.float32)
+            near = np.concatenate([thr, np.nextafter(thr, np.float32(0)), np.nextafter(thr, np.float32(np.inf))])
+            pts = np.concatenate([near, -near, np.float32([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, 3.4e38])])
+            x = torch.from_numpy(pts.astype(np.float32)).to(device)
+            for r, s in ((None, None), (1.75, 0.5714286)):
+                got = run(fmt, table, x.clone(), r, s).view(torch.int32).cpu()
+                want = torch_native.quantize_f32(table, x.clone(), r, s).view(torch.int32).cpu()
+                if not torch.equal(got, want):
+                    bad = int((got != want).nonzero()[0])
+                    return f"{spec}: input {pts[bad]!r} gave bits {int(got[bad]) & 0xFFFFFFFF:#010x}, " \
+                           f"expected {int(want[bad]) & 0xFFFFFFFF:#010x}"
+    except Exception as exc:  # noqa: BLE001 - any failure means: do not trust this kernel
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 def _scale_to_numpy(scale):
