@@ -70,8 +70,9 @@ _FORCE_TORCH = os.environ.get("LPQ_KERNEL", "").lower() == "torch"
 
 @functools.lru_cache(maxsize=None)
 def _cupy_ok() -> bool:
-    """CuPy importable with a device (checked once); otherwise CUDA tensors use the torch-op
-    kernel, with one warning naming the extra that installs CuPy."""
+    """CuPy importable with a device and its kernel equal to the torch-op kernel on a probe
+    (checked once per process); otherwise CUDA tensors use the torch-op kernel, with one
+    warning that names the reason (CuPy missing: the extra that installs it)."""
     if _FORCE_TORCH:
         return False
     import torch
@@ -109,8 +110,8 @@ def kernel_disagreement(run, device) -> str | None:
     """None when `run(fmt, table, x, r, s)` equals the torch-op kernel bit for bit on `device`
     for a few formats, on every threshold and its float32 neighbours, zeros of both signs,
     infinities and NaN, with and without a scale; else what went wrong. Run once before a
-    compiled kernel that this machine has not exercised is trusted (LPQ's GPU path: CuPy
-    needs NVRTC and DLPack at run time, which no CPU test can reach)."""
+    compiled kernel that this machine has not exercised is trusted (CuPy needs NVRTC and
+    DLPack at run time, which no CPU test reaches)."""
     import torch
 
     from ..formats import parse
