@@ -64,6 +64,7 @@ def run_evaluate(cfg, out_dir: Path) -> dict:
         "model": loaded.name, **labels, **bits,
         "quantized_layers": len(qc.layers), "weights_source": loaded.weights_source, "data_source": data.source,
         **({"preprocess": data.preprocess} if data.preprocess else {}),
+        **({"labels": data.labels} if data.labels else {}),
         "eval_seconds": round(result["eval_seconds"], 3), "seconds": round(time.perf_counter() - start, 3),
     }
     qc.extra = {"model": loaded.name, **{k: v for k, v in labels.items() if k != "qconfig"}}

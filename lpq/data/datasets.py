@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ class EvalData:
     num_classes: int | None
     source: str
     preprocess: dict | None = None  # image preprocessing actually applied (imagefolder)
+    labels: str | None = None  # how validation folder names became class indices (imagefolder)
 
 
 def _check_root(root: Any, key: str) -> Path:
@@ -74,6 +76,58 @@ def _image_folder(root: Path, transform):
     ds = ImageFolder(str(root), transform=transform)  # class index = sorted folder position
     ids = [os.path.relpath(p, root) for p, _ in ds.samples]
     return ds, [f"{root.resolve()}/{i}" for i in ids]
+
+
+LABEL_MODES = ("auto", "folder", "imagenet", "index")
+_WNID = re.compile(r"n\d{8}")
+
+
+def imagenet_wnids() -> list[str]:
+    """The 1000 ImageNet-1k WordNet IDs in class-index order (timm's offline copy)."""
+    from timm.data import ImageNetInfo
+
+    return list(ImageNetInfo("imagenet-1k").label_names())
+
+
+def folder_labels(classes: list[str], mode: str, key: str = "data.val_root") -> tuple[dict[str, int], str]:
+    """Class index of each folder name under `data.labels=mode`, and the mode resolved.
+
+    folder: sorted folder position (torchvision's ImageFolder); imagenet: ImageNet-1k index of
+    a WordNet-ID folder name (n01440764 -> 0), so a folder holding only some ImageNet classes
+    keeps the labels a 1000-class model predicts; index: the folder name is the class index
+    (ImageNetV2's 0 ... 999); auto: imagenet when every name is an ImageNet-1k WordNet ID,
+    index when every name is a non-negative integer, else folder."""
+    if mode not in LABEL_MODES:
+        raise ValueError(f"data.labels={mode!r} is invalid: need one of {', '.join(LABEL_MODES)}")
+    if mode == "auto":
+        if all(_WNID.fullmatch(c) for c in classes):
+            known = set(imagenet_wnids())
+            mode = "imagenet" if all(c in known for c in classes) else "folder"
+        elif all(c.isdigit() for c in classes):
+            mode = "index"
+        else:
+            mode = "folder"
+    if mode == "folder":
+        return {c: i for i, c in enumerate(classes)}, mode
+    if mode == "index":
+        bad = [c for c in classes if not c.isdigit()]
+        if bad:
+            raise ValueError(f"data.labels=index needs integer class folder names in {key}; found {', '.join(bad[:5])}")
+        return {c: int(c) for c in classes}, mode
+    index = {w: i for i, w in enumerate(imagenet_wnids())}
+    bad = [c for c in classes if c not in index]
+    if bad:
+        raise ValueError(f"data.labels=imagenet needs ImageNet-1k WordNet-ID class folders (e.g. n01440764) in "
+                         f"{key}; found {', '.join(bad[:5])}")
+    return {c: index[c] for c in classes}, mode
+
+
+def _relabel(ds, mapping: dict[str, int]) -> None:
+    """Give an ImageFolder dataset the class indices `mapping` (folder name -> index)."""
+    ds.class_to_idx = dict(mapping)
+    ds.samples = [(path, mapping[ds.classes[i]]) for path, i in ds.samples]
+    ds.imgs = ds.samples
+    ds.targets = [label for _, label in ds.samples]
 
 
 PREPROCESS_KEYS = ("resize", "crop", "mean", "std", "interpolation")
@@ -128,12 +182,17 @@ def build_data(cfg) -> EvalData:
         calib_root = _check_root(cfg.get("calib_root"), "data.calib_root")
         transform = _image_transform(cfg)
         val, val_ids = _image_folder(val_root, transform)
-        calib, calib_ids = _image_folder(calib_root, transform)
+        mapping, label_mode = folder_labels(list(val.classes), str(cfg.get("labels", "auto")))
+        _relabel(val, mapping)
+        log.info("validation labels: data.labels=%s -> %s (%d class folders)", cfg.get("labels", "auto"), label_mode,
+                 len(val.classes))
+        calib, calib_ids = _image_folder(calib_root, transform)  # calibration labels are never read
         if val.classes != calib.classes:
             log.warning("data.calib_root and data.val_root have different class folders (labels are never read for calibration)")
         applied = {k: list(cfg.get(k)) if k in ("mean", "std") else cfg.get(k) for k in PREPROCESS_KEYS}
         applied["preprocess_source"] = cfg.get("preprocess_source", "data config")
-        return EvalData(val, calib, val_ids, calib_ids, len(val.classes), f"imagefolder:{val_root}", applied)
+        return EvalData(val, calib, val_ids, calib_ids, len(val.classes), f"imagefolder:{val_root}", applied,
+                        label_mode)
     raise ValueError(f"data.kind={kind!r} is invalid: need embedded or imagefolder")
 
 

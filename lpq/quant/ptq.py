@@ -105,6 +105,10 @@ def evaluate(model: torch.nn.Module, loader, device: str = "cpu", max_samples: i
         if max_samples is not None and seen + len(labels) > max_samples:
             images, labels = images[: max_samples - seen], labels[: max_samples - seen]
         logits = model(images.to(device)).float().cpu()
+        if len(labels) and int(labels.max()) >= logits.shape[1]:
+            raise ValueError(f"validation label {int(labels.max())} is out of range for a model with {logits.shape[1]} "
+                             "outputs: the class folders do not match the model's classes (see data.labels: folder, "
+                             "imagenet, index)")
         k = min(5, logits.shape[1])
         top = logits.topk(k, dim=1).indices
         correct1 += int((top[:, 0] == labels).sum())

@@ -480,6 +480,22 @@ def test_evaluate_imagefolder(folder_run, tmp_path):
     assert set(_read(out / "qconfig.json")["layers"]) == {"0", "3"}
 
 
+def test_evaluate_imagefolder_labels(capsys, folder_run, tmp_path):
+    """metrics.json records how folder names became labels; a label the model cannot predict (3 outputs, folder
+    "7") is an error naming data.labels (exit 2, no metrics.json), not a silent 0 % top-1."""
+    base, _, calib = folder_run
+    val = _png_folders(tmp_path / "val_idx", {"0": 1, "2": 1, "1": 2}, seed=3)
+    out = tmp_path / "o"
+    assert main([*base, f"data.val_root={val}", f"data.calib_root={calib}", f"out_dir={out}"]) == 0
+    assert _read(out / "metrics.json")["labels"] == "index"
+    far = _png_folders(tmp_path / "val_far", {"0": 1, "7": 1}, seed=4)
+    err = _fail(capsys, [*base, f"data.val_root={far}", f"data.calib_root={calib}", f"out_dir={tmp_path / 'o2'}"])
+    assert "validation label 7 is out of range for a model with 3 outputs" in err and "data.labels" in err
+    assert not (tmp_path / "o2" / "metrics.json").exists()
+    assert main([*base, f"data.val_root={far}", f"data.calib_root={calib}", "data.labels=folder",
+                 f"out_dir={tmp_path / 'o3'}"]) == 0
+
+
 def test_imagefolder_same_folder_for_calibration_and_evaluation(capsys, folder_run, tmp_path):
     base, val, _ = folder_run
     err = _fail(capsys, [*base, f"data.val_root={val}", f"data.calib_root={val}", "quant.w_format=int<8>",

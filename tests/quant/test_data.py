@@ -198,6 +198,61 @@ def test_imagefolder_from_hydra_config_group(folders):
     assert defaults.data.resize == 256 and defaults.data.crop == 224
 
 
+# ---- class labels of validation folders (data.labels) ------------------------------------------------------------
+def test_imagenet_wnids_are_the_sorted_imagenet_1k_synsets():
+    """ImageNet-1k's class index is the sorted order of its 1000 WordNet IDs (torchvision's ImageFolder on the full
+    set); timm's copy must agree, since folder subsets are mapped through it."""
+    from lpq.data.datasets import imagenet_wnids
+
+    wnids = imagenet_wnids()
+    assert len(wnids) == len(set(wnids)) == 1000 and wnids == sorted(wnids)
+    assert wnids[0] == "n01440764" and wnids[1] == "n01443537" and wnids[999] == "n15075141"
+
+
+@pytest.mark.parametrize("classes,mode,expected,resolved", [
+    (["n01443537", "n01484850", "n15075141"], "auto", [1, 2, 999], "imagenet"),   # a subset of ImageNet-1k
+    (["n01443537", "n01484850"], "imagenet", [1, 2], "imagenet"),
+    (["n01443537", "n01484850"], "folder", [0, 1], "folder"),
+    (["0", "10", "2", "999"], "auto", [0, 10, 2, 999], "index"),                 # ImageNetV2: folder = index
+    (["0", "10", "2"], "folder", [0, 1, 2], "folder"),                           # lexicographic position
+    (["ant", "moth", "zebra"], "auto", [0, 1, 2], "folder"),
+    (["n01443537", "n99999999"], "auto", [0, 1], "folder"),                      # not all ImageNet-1k IDs
+    (["n01443537", "cat"], "auto", [0, 1], "folder"),
+])
+def test_folder_labels(classes, mode, expected, resolved):
+    from lpq.data.datasets import folder_labels
+
+    mapping, got = folder_labels(classes, mode)
+    assert [mapping[c] for c in classes] == expected and got == resolved
+
+
+@pytest.mark.parametrize("classes,mode,match", [
+    (["ant"], "wordnet", "data.labels='wordnet' is invalid: need one of auto, folder, imagenet, index"),
+    (["n01443537", "cat"], "imagenet", "data.labels=imagenet needs ImageNet-1k WordNet-ID .*found cat"),
+    (["n99999999"], "imagenet", "found n99999999"),
+    (["0", "x1"], "index", "data.labels=index needs integer class folder names .*found x1"),
+])
+def test_folder_labels_errors(classes, mode, match):
+    from lpq.data.datasets import folder_labels
+
+    with pytest.raises(ValueError, match=match):
+        folder_labels(classes, mode)
+
+
+def test_imagefolder_wnid_subset_gets_imagenet_labels(tmp_path):
+    """A validation folder holding only some ImageNet classes keeps the labels a 1000-class model predicts."""
+    val, calib = tmp_path / "val", tmp_path / "train"
+    _png_tree(val, {"n01484850": 2, "n01443537": 1})
+    _png_tree(calib, {"n01484850": 2, "n01443537": 2}, seed=1)
+    data = build_data(_cfg(val, calib))
+    assert data.labels == "imagenet"
+    got = sorted((str(p).split("/")[-2], label) for p, label in data.val.samples)
+    assert got == [("n01443537", 1), ("n01484850", 2), ("n01484850", 2)]
+    assert sorted(int(data.val[i][1]) for i in range(3)) == [1, 2, 2]
+    assert data.val.targets == [label for _, label in data.val.samples]
+    assert build_data(_cfg(val, calib, labels="folder")).val.targets == [0, 1, 1]
+
+
 def test_digits_arrays_equal_sklearn_load_digits():
     """The embedded loader reads scikit-learn's data file directly (no sklearn import): same values and order."""
     from sklearn.datasets import load_digits
