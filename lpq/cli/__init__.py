@@ -2,6 +2,7 @@
 
 Commands: train, evaluate, calibrate, search, hwsim. Overrides use Hydra's grammar; format spec strings are quoted for
 Hydra automatically (LP-FORMAT §7), so `quant.w_format='lp<8,*,*,*>'` works as written.
+`lpq compare RUN RUN ...` takes evaluate out_dirs instead of overrides (paired McNemar test, lpq.pipeline.compare).
 """
 from __future__ import annotations
 
@@ -90,9 +91,14 @@ def main(argv: list[str] | None = None) -> int:
               "  lpq calibrate model=digits_cnn model.checkpoint=runs/cnn/model.pt out_dir=runs/cnn-calib\n"
               "  lpq search model=digits_cnn model.checkpoint=runs/cnn/model.pt search.format=lp "
               "budget.w_bits=4 budget.a_bits=4 out_dir=runs/cnn-lpq\n"
-              "  lpq hwsim model=digits_cnn quant.config=runs/cnn-lpq/qconfig.json hw=lpa out_dir=runs/cnn-hw")
+              "  lpq hwsim model=digits_cnn quant.config=runs/cnn-lpq/qconfig.json hw=lpa out_dir=runs/cnn-hw\n"
+              "  lpq compare runs/cnn-lp8 runs/cnn-lpq-eval")
         return 0 if args else 2
     command, overrides = args[0], args[1:]
+    if command == "compare":  # paths, not Hydra overrides
+        from ..pipeline.compare import main as compare_main
+
+        return compare_main(overrides)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
     if command not in COMMANDS:
         print(f"error: unknown command {command!r}; available: {', '.join(COMMANDS)}", file=sys.stderr)

@@ -1,5 +1,6 @@
 """`lpq evaluate`: calibrate (if needed), fake-quantize and evaluate a model; writes
-out_dir/metrics.json and out_dir/qconfig.json (exactly what was applied)."""
+out_dir/metrics.json, out_dir/qconfig.json (exactly what was applied) and out_dir/predictions.csv (per
+validation image: id, label, top-1 prediction; the input of `lpq compare`)."""
 from __future__ import annotations
 
 import logging
@@ -15,6 +16,8 @@ from ..quant.ptq import average_bits, collect_statistics, evaluate, make_loader,
 from ..quant.qconfig import QConfig
 
 log = logging.getLogger("lpq")
+
+PREDICTION_COLUMNS = ["id", "label", "top1"]
 
 
 def _is_none(value) -> bool:
@@ -69,6 +72,9 @@ def run_evaluate(cfg, out_dir: Path) -> dict:
     }
     qc.extra = {"model": loaded.name, **{k: v for k, v in labels.items() if k != "qconfig"}}
     qc.save(out_dir / "qconfig.json")
+    ids = data.val_ids[: result["num_samples"]]
+    atomic.write_csv(out_dir / "predictions.csv", PREDICTION_COLUMNS,
+                     zip(ids, result["labels"], result["predictions"]))
     atomic.write_json(out_dir / "metrics.json", metrics)
     log.info("%s %s: top-1 %.2f%% top-5 %.2f%% on %d images (w %s bits, a %s bits)", loaded.name,
              labels.get("qconfig") or f"W={labels['w_format']} A={labels['a_format']}", metrics["top1"], metrics["top5"],

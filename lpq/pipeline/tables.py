@@ -1,6 +1,7 @@
 """`python -m lpq.pipeline.tables results/<experiment>`: summary (main table: model x budget, `LPQ / uniform`
-top-1 per family), accuracy, compression and hardware tables as Markdown, CSV and LaTeX, built from the result
-files only (PIPELINE §3.8). Seeds are averaged (mean, with their count)."""
+top-1 per family), accuracy, compression, hardware and paired (LPQ-searched LP against each searched baseline and
+uniform LP on the same images: exact McNemar) tables as Markdown, CSV and LaTeX, built from the result files only
+(PIPELINE §3.8). Seeds are averaged (mean, with their count) except in `paired`, which is per seed."""
 from __future__ import annotations
 
 import argparse
@@ -88,6 +89,29 @@ def hardware_rows(root: Path, baseline: str) -> list[dict]:
     return rows
 
 
+def paired_rows(root: Path, searched: str = "lp") -> list[dict]:
+    """LPQ-searched `searched` (LP) against every other searched family and against uniform LP, on the same images,
+    per model x budget x seed: discordant counts and the exact McNemar p (`lpq compare`)."""
+    from .compare import load_predictions, paired
+
+    rows = []
+    for p in sorted(root.glob(f"eval/*/lpq/{searched}/*/s*/predictions.csv")):
+        model, _, _, wa, seed = p.parts[-6:-1]
+        ours = load_predictions(p, f"{searched} lpq")
+        others = sorted(q for q in root.glob(f"eval/{model}/lpq/*/{wa}/{seed}/predictions.csv")
+                        if q.parts[-4] != searched)
+        others = [(q, f"{q.parts[-4]} lpq") for q in others]
+        uniform = root / "eval" / model / "none" / searched / wa / "s0" / "predictions.csv"
+        if uniform.is_file():
+            others.append((uniform, f"{searched} uniform"))
+        for q, name in others:
+            r = paired(ours, load_predictions(q, name))
+            rows.append({"model": model, "budget": wa, "seed": seed, "a": r["a"], "b": r["b"], "images": r["images"],
+                         "top1_a": round(r["top1_a"], 2), "top1_b": round(r["top1_b"], 2), "only_a": r["only_a"],
+                         "only_b": r["only_b"], "p_mcnemar": round(r["p_mcnemar"], 4)})
+    return rows
+
+
 def _fmt(v) -> str:
     return "–" if v is None else str(v)
 
@@ -123,7 +147,7 @@ def write_table(out_dir: Path, name: str, rows: list[dict]) -> None:
 def build(root: Path, baseline: str = "ant") -> dict[str, list[dict]]:
     acc = accuracy_rows(root)
     tables = {"summary": summary_rows(acc), "accuracy": acc, "compression": compression_rows(acc),
-              "hardware": hardware_rows(root, baseline)}
+              "hardware": hardware_rows(root, baseline), "paired": paired_rows(root)}
     out = root / "tables"
     for name, rows in tables.items():
         write_table(out, name, rows)

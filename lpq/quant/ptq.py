@@ -96,8 +96,11 @@ def average_bits(qm: QuantModel, qconfig: QConfig) -> dict[str, float | None]:
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, loader, device: str = "cpu", max_samples: int | None = None) -> dict:
-    """Top-1 and top-5 accuracy (percent) over the loader."""
+    """Top-1 and top-5 accuracy (percent) over the loader, and each image's label and top-1 prediction in loader
+    order (`labels`, `predictions`: what paired tests between configurations need)."""
     correct1 = correct5 = seen = 0
+    all_labels: list[torch.Tensor] = []
+    all_preds: list[torch.Tensor] = []
     start = time.perf_counter()
     for images, labels in progress(loader, desc="evaluate", unit="batch"):
         if max_samples is not None and seen >= max_samples:
@@ -114,7 +117,10 @@ def evaluate(model: torch.nn.Module, loader, device: str = "cpu", max_samples: i
         correct1 += int((top[:, 0] == labels).sum())
         correct5 += int((top == labels[:, None]).any(dim=1).sum())
         seen += len(labels)
+        all_labels.append(labels.long())
+        all_preds.append(top[:, 0].long())
     if seen == 0:
         raise ValueError("the validation set is empty")
     return {"top1": 100.0 * correct1 / seen, "top5": 100.0 * correct5 / seen, "num_samples": seen,
-            "eval_seconds": time.perf_counter() - start}
+            "eval_seconds": time.perf_counter() - start,
+            "labels": torch.cat(all_labels).tolist(), "predictions": torch.cat(all_preds).tolist()}

@@ -487,7 +487,15 @@ def test_evaluate_imagefolder_labels(capsys, folder_run, tmp_path):
     val = _png_folders(tmp_path / "val_idx", {"0": 1, "2": 1, "1": 2}, seed=3)
     out = tmp_path / "o"
     assert main([*base, f"data.val_root={val}", f"data.calib_root={calib}", f"out_dir={out}"]) == 0
-    assert _read(out / "metrics.json")["labels"] == "index"
+    metrics = _read(out / "metrics.json")
+    assert metrics["labels"] == "index"
+    import csv
+
+    with open(out / "predictions.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["id"] for r in rows] == [f"{val.resolve()}/{c}/{n}.png" for c, n in (("0", 0), ("1", 0), ("1", 1), ("2", 0))]
+    assert [int(r["label"]) for r in rows] == [0, 1, 1, 2]
+    assert 100 * sum(r["label"] == r["top1"] for r in rows) / 4 == metrics["top1"]
     far = _png_folders(tmp_path / "val_far", {"0": 1, "7": 1}, seed=4)
     err = _fail(capsys, [*base, f"data.val_root={far}", f"data.calib_root={calib}", f"out_dir={tmp_path / 'o2'}"])
     assert "validation label 7 is out of range for a model with 3 outputs" in err and "data.labels" in err

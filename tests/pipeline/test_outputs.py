@@ -23,7 +23,7 @@ def test_hardware_rows_normalised_to_baseline(fake_results):
 
 def test_build_writes_md_csv_tex(fake_results):
     tables.build(fake_results, "ant")
-    for name in ("summary", "accuracy", "compression", "hardware"):
+    for name in ("summary", "accuracy", "compression", "hardware", "paired"):
         for ext in ("md", "csv", "tex"):
             assert (fake_results / "tables" / f"{name}.{ext}").stat().st_size > 0
     with open(fake_results / "tables" / "accuracy.csv") as f:

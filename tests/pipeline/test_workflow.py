@@ -97,7 +97,7 @@ def test_smoke_workflow_end_to_end(tmp_path, mlflow_template):
     run elsewhere whose result files are byte-identical (timing fields masked)."""
     env = _run_smoke(tmp_path, mlflow_template)
     res = tmp_path / "results" / "smoke"
-    for name in ("summary", "accuracy", "compression", "hardware"):
+    for name in ("summary", "accuracy", "compression", "hardware", "paired"):
         for ext in ("md", "csv", "tex"):
             assert (res / "tables" / f"{name}.{ext}").is_file()
     acc = (res / "tables" / "accuracy.md").read_text()

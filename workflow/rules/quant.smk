@@ -122,6 +122,7 @@ rule evaluate:
     output:
         metrics=res("eval/{model}/{method}/{fmt}/{wa}/s{seed}/metrics.json"),
         qconfig=res("eval/{model}/{method}/{fmt}/{wa}/s{seed}/qconfig.json"),
+        predictions=res("eval/{model}/{method}/{fmt}/{wa}/s{seed}/predictions.csv"),
         env=res("eval/{model}/{method}/{fmt}/{wa}/s{seed}/env.json"),
     log:
         logp("evaluate", "{model}/{method}/{fmt}/{wa}/s{seed}"),
