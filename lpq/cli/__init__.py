@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         return compare_main(overrides)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
     if command not in COMMANDS:
-        print(f"error: unknown command {command!r}; available: {', '.join(COMMANDS)}", file=sys.stderr)
+        print(f"error: unknown command {command!r}; available: {', '.join(COMMANDS)}, compare", file=sys.stderr)
         return 2
     try:
         cfg = compose(overrides)

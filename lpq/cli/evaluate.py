@@ -10,14 +10,13 @@ from pathlib import Path
 from ..data import build_data, calibration_subset, resolve_data_cfg
 from ..models import build_model
 from ..pipeline import atomic
+from ..pipeline.compare import PREDICTION_COLUMNS, PREDICTIONS
 from ..quant.fold import fold_batchnorm
 from ..quant.model import QuantModel
 from ..quant.ptq import average_bits, collect_statistics, evaluate, make_loader, uniform_qconfig
 from ..quant.qconfig import QConfig
 
 log = logging.getLogger("lpq")
-
-PREDICTION_COLUMNS = ["id", "label", "top1"]
 
 
 def _is_none(value) -> bool:
@@ -73,7 +72,7 @@ def run_evaluate(cfg, out_dir: Path) -> dict:
     qc.extra = {"model": loaded.name, **{k: v for k, v in labels.items() if k != "qconfig"}}
     qc.save(out_dir / "qconfig.json")
     ids = data.val_ids[: result["num_samples"]]
-    atomic.write_csv(out_dir / "predictions.csv", PREDICTION_COLUMNS,
+    atomic.write_csv(out_dir / PREDICTIONS, PREDICTION_COLUMNS,
                      zip(ids, result["labels"], result["predictions"]))
     atomic.write_json(out_dir / "metrics.json", metrics)
     log.info("%s %s: top-1 %.2f%% top-5 %.2f%% on %d images (w %s bits, a %s bits)", loaded.name,

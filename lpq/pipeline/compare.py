@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import csv
 import itertools
-import json
 import sys
 from dataclasses import dataclass
 from fractions import Fraction
@@ -22,6 +21,7 @@ from pathlib import Path
 from . import atomic
 
 PREDICTIONS = "predictions.csv"
+PREDICTION_COLUMNS = ["id", "label", "top1"]  # written by `lpq evaluate`
 
 
 @dataclass(frozen=True)
@@ -51,8 +51,8 @@ def load_predictions(run: str | Path, name: str | None = None) -> Predictions:
         raise ValueError(f"{run} has no {PREDICTIONS}: give an `lpq evaluate` out_dir (it writes {PREDICTIONS})")
     with path.open(newline="") as fh:
         rows = list(csv.reader(fh))
-    if not rows or rows[0] != ["id", "label", "top1"]:
-        raise ValueError(f"{path}: expected the header id,label,top1, got {rows[0] if rows else 'an empty file'}")
+    if not rows or rows[0] != PREDICTION_COLUMNS:
+        raise ValueError(f"{path}: expected the header {','.join(PREDICTION_COLUMNS)}, got {rows[0] if rows else 'an empty file'}")
     body = rows[1:]
     if not body:
         raise ValueError(f"{path} lists no images")
