@@ -1,6 +1,7 @@
 """Build evaluation and calibration data from the `data` config group."""
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -82,11 +83,12 @@ LABEL_MODES = ("auto", "folder", "imagenet", "index")
 _WNID = re.compile(r"n\d{8}")
 
 
-def imagenet_wnids() -> list[str]:
+@functools.lru_cache(maxsize=1)
+def imagenet_wnids() -> tuple[str, ...]:
     """The 1000 ImageNet-1k WordNet IDs in class-index order (timm's offline copy)."""
     from timm.data import ImageNetInfo
 
-    return list(ImageNetInfo("imagenet-1k").label_names())
+    return tuple(ImageNetInfo("imagenet-1k").label_names())
 
 
 def folder_labels(classes: list[str], mode: str, key: str = "data.val_root") -> tuple[dict[str, int], str]:

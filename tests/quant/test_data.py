@@ -205,7 +205,7 @@ def test_imagenet_wnids_are_the_sorted_imagenet_1k_synsets():
     from lpq.data.datasets import imagenet_wnids
 
     wnids = imagenet_wnids()
-    assert len(wnids) == len(set(wnids)) == 1000 and wnids == sorted(wnids)
+    assert len(wnids) == len(set(wnids)) == 1000 and list(wnids) == sorted(wnids)
     assert wnids[0] == "n01440764" and wnids[1] == "n01443537" and wnids[999] == "n15075141"
 
 
