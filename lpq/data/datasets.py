@@ -91,6 +91,11 @@ def imagenet_wnids() -> tuple[str, ...]:
     return tuple(ImageNetInfo("imagenet-1k").label_names())
 
 
+@functools.lru_cache(maxsize=1)
+def _imagenet_index() -> dict[str, int]:
+    return {w: i for i, w in enumerate(imagenet_wnids())}
+
+
 def folder_labels(classes: list[str], mode: str, key: str = "data.val_root") -> tuple[dict[str, int], str]:
     """Class index of each folder name under `data.labels=mode`, and the mode resolved.
 
@@ -103,8 +108,7 @@ def folder_labels(classes: list[str], mode: str, key: str = "data.val_root") -> 
         raise ValueError(f"data.labels={mode!r} is invalid: need one of {', '.join(LABEL_MODES)}")
     if mode == "auto":
         if all(_WNID.fullmatch(c) for c in classes):
-            known = set(imagenet_wnids())
-            mode = "imagenet" if all(c in known for c in classes) else "folder"
+            mode = "imagenet" if all(c in _imagenet_index() for c in classes) else "folder"
         elif all(c.isdigit() for c in classes):
             mode = "index"
         else:
@@ -116,7 +120,7 @@ def folder_labels(classes: list[str], mode: str, key: str = "data.val_root") -> 
         if bad:
             raise ValueError(f"data.labels=index needs integer class folder names in {key}; found {', '.join(bad[:5])}")
         return {c: int(c) for c in classes}, mode
-    index = {w: i for i, w in enumerate(imagenet_wnids())}
+    index = _imagenet_index()
     bad = [c for c in classes if c not in index]
     if bad:
         raise ValueError(f"data.labels=imagenet needs ImageNet-1k WordNet-ID class folders (e.g. n01440764) in "
