@@ -62,12 +62,21 @@ def build_architecture(model_cfg: DictConfig) -> tuple["nn.Module", str, tuple[i
             raise ValueError(f"model.name={name!r} is not a timm model ({err})") from None
         size = tuple(getattr(module, "pretrained_cfg", {}).get("input_size", ())) or None
         return module, name, size
+    if kind == "cifar_resnet":
+        from ..models.cifar_resnet import INPUT_SIZE, cifar_resnet
+
+        depth = model_cfg.get("depth")
+        if depth in (None, "???"):
+            raise ValueError("model.depth is not set: model=cifar_resnet needs model.depth (20, 32, 44, 56 or 110)")
+        with torch.device("meta"):
+            module = cifar_resnet(int(depth))
+        return module, str(model_cfg.get("name") or f"cifar_resnet{depth}"), INPUT_SIZE
     if kind == "python":
         from ..models import build_model
 
         loaded = build_model(model_cfg)  # a user entry builds its own module (weights included)
         return loaded.module, loaded.name, loaded.input_size
-    raise ValueError(f"model.kind={kind!r} is invalid: need embedded, timm or python")
+    raise ValueError(f"model.kind={kind!r} is invalid: need embedded, timm, cifar_resnet or python")
 
 
 def load_workload(cfg: DictConfig) -> tuple[Workload, str]:

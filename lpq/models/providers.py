@@ -74,6 +74,42 @@ def _embedded(cfg) -> LoadedModel:
     return LoadedModel(module.eval(), name, f"checkpoint:{path}", INPUT_SHAPE)
 
 
+def _cifar_resnet(cfg) -> LoadedModel:
+    from .cifar_resnet import INPUT_SIZE, cifar_resnet
+
+    depth = cfg.get("depth")
+    if depth in (None, "???"):
+        raise ValueError("model.depth is not set: model=cifar_resnet needs model.depth (20, 32, 44, 56 or 110), "
+                         "or use model=cifar_resnet32 etc.")
+    try:
+        depth = int(depth)
+    except (TypeError, ValueError):
+        raise ValueError(f"model.depth={depth!r} is invalid: need an integer 6n+2, e.g. 32") from None
+    module = cifar_resnet(depth)
+    name = str(cfg.get("name") or f"cifar_resnet{depth}")
+    ckpt = cfg.get("checkpoint")
+    if ckpt in (None, "", "???"):
+        raise ValueError(
+            f"model={name} needs pretrained weights: pass model.checkpoint=PATH (random weights are never used). "
+            f"The published CIFAR-10 checkpoints are resnet{depth}-<hash>.th in the `pretrained_models/` folder of "
+            f"the GitHub repository akamaster/pytorch_resnet_cifar10; plain state dicts and .safetensors load too")
+    path = Path(str(ckpt)).expanduser()
+    state = _read_state_dict(path)
+    try:
+        _load_state(module, state, path)
+    except ValueError as err:
+        found = _cifar_checkpoint_depth(state)
+        hint = f" (the checkpoint holds a depth-{found} CIFAR ResNet: use model.depth={found})" if found else ""
+        raise ValueError(f"{err}{hint}") from None
+    return LoadedModel(module.eval(), name, f"checkpoint:{path}", INPUT_SIZE)
+
+
+def _cifar_checkpoint_depth(state: dict[str, torch.Tensor]) -> int | None:
+    """Depth 6n+2 of a CIFAR ResNet state dict (n = BasicBlocks in layer1), or None when it is not one."""
+    blocks = {k.removeprefix("module.").split(".")[1] for k in state if k.removeprefix("module.").startswith("layer1.")}
+    return 6 * len(blocks) + 2 if blocks and all(b.isdigit() for b in blocks) else None
+
+
 def _timm_hf_cache_file(model_name: str) -> Path | None:
     """The weights file of a timm model in the local Hugging Face cache, or None."""
     import timm
@@ -169,4 +205,6 @@ def build_model(cfg) -> LoadedModel:
         return _timm(cfg)
     if kind == "python":
         return _python_entry(cfg)
-    raise ValueError(f"model.kind={kind!r} is invalid: need embedded, timm or python")
+    if kind == "cifar_resnet":
+        return _cifar_resnet(cfg)
+    raise ValueError(f"model.kind={kind!r} is invalid: need embedded, timm, cifar_resnet or python")
