@@ -178,7 +178,7 @@ def resolve_data_cfg(cfg, module):
 
 
 def build_data(cfg) -> EvalData:
-    """Validation and calibration-pool datasets for `data=embedded` or `data=imagefolder`."""
+    """Validation and calibration-pool datasets for `data=embedded`, `data=imagefolder` or `data=cifar10`."""
     kind = cfg.get("kind")
     if kind == "embedded":
         val, calib = digits_split("val"), digits_split("calib")
@@ -199,7 +199,11 @@ def build_data(cfg) -> EvalData:
         applied["preprocess_source"] = cfg.get("preprocess_source", "data config")
         return EvalData(val, calib, val_ids, calib_ids, len(val.classes), f"imagefolder:{val_root}", applied,
                         label_mode)
-    raise ValueError(f"data.kind={kind!r} is invalid: need embedded or imagefolder")
+    if kind == "cifar10":
+        from .cifar10 import build_cifar10
+
+        return build_cifar10(cfg)
+    raise ValueError(f"data.kind={kind!r} is invalid: need embedded, imagefolder or cifar10")
 
 
 def calibration_subset(data: EvalData, num_samples: int, seed: int) -> tuple[torch.utils.data.Dataset, list[str]]:
