@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 from ..cli import compose as lpq_compose, conf_dir
 
 WA_PATTERN = r"w\d+(\.\d+)?a\d+(\.\d+)?(-mix)?"
-WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
+WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".th")
 
 
 def parse_budget(wa: str) -> tuple[float, float, bool]:
@@ -80,8 +80,15 @@ class Grid:
         self.models = [str(m) for m in e.models]
         self.formats = [str(f) for f in e.formats]
         self.budgets = [str(b) for b in e.budgets]
-        for b in self.budgets:
+        refs = e.get("reference_budgets")
+        self.reference_budgets = ([b for b in self.budgets if not parse_budget(b)[2]] if refs is None
+                                  else [str(b) for b in refs])
+        for b in [*self.budgets, *self.reference_budgets]:
             parse_budget(b)
+        mixed_refs = [b for b in self.reference_budgets if parse_budget(b)[2]]
+        if mixed_refs:
+            raise ValueError(f"experiment.reference_budgets={mixed_refs} is invalid: uniform references have a fixed "
+                             "width (w<bits>a<bits>, no -mix)")
         self.seeds = [int(s) for s in e.seeds]
         self.designs = [str(d) for d in e.designs]
         self.profiles = [str(p) for p in e.profiles]
@@ -109,7 +116,9 @@ class Grid:
 
     # --- grid --------------------------------------------------------------------------------------------------
     def fixed_budgets(self) -> list[str]:
-        return [b for b in self.budgets if not parse_budget(b)[2]]
+        """Budgets of the uniform `search=none` references: experiment.reference_budgets, by default the fixed
+        (non-mixed) budgets of experiment.budgets."""
+        return list(self.reference_budgets)
 
     def search_points(self) -> list[tuple[str, str, str, int]]:
         return [(m, f, b, s) for m in self.models for f in self.formats for b in self.budgets for s in self.seeds]
@@ -178,6 +187,8 @@ class Grid:
         if mc.get("kind") == "embedded":
             return self.path(f"train/{model}/model.pt")
         wd = self.cfg.experiment.get("weights_dir")
+        if mc.get("kind") == "cifar_resnet" and wd and not mc.get("checkpoint"):
+            return cifar_checkpoint(Path(str(wd)), model, int(mc.depth))
         if mc.get("kind") == "timm" and wd:
             for suf in WEIGHT_SUFFIXES:
                 cand = Path(str(wd)) / f"{model}{suf}"
@@ -240,6 +251,10 @@ class Grid:
         """File-existence check of every model's weights and every data root; one line per missing asset."""
         missing = []
         data = self.cfg.data
+        if data.get("kind") == "cifar10":
+            problem = cifar10_layout_problem(OmegaConf.select(self.cfg, "data.root"), str(data.get("calib_split", "auto")))
+            if problem:
+                missing.append(f"images: {problem}")
         if data.get("kind") == "imagefolder":
             for key in ("val_root", "calib_root"):
                 root = OmegaConf.select(self.cfg, f"data.{key}")
@@ -256,6 +271,13 @@ class Grid:
                 elif not hf_cache_has(str(mc.name)):
                     missing.append(f"weights: {m}: no model.checkpoint and nothing in the local Hugging Face cache "
                                    f"({hf_cache_dir()}/models--timm--{mc.name}*)")
+            elif kind == "cifar_resnet":
+                ck = self.checkpoint(m)
+                if not ck:
+                    missing.append(f"weights: {m}: no model.checkpoint and no experiment.weights_dir (LPA_CIFAR_WEIGHTS): "
+                                   f"need resnet{mc.depth}-<hash>.th")
+                elif not Path(ck).is_file():
+                    missing.append(f"weights: {m}: {ck} does not exist")
             elif kind == "python":
                 entry = str(mc.get("entry") or "").split(":")[0]
                 if not entry or not Path(entry).is_file():
@@ -264,6 +286,18 @@ class Grid:
 
     def asset_message(self, missing: list[str]) -> str:
         lines = "\n".join(f"  - {x}" for x in missing)
+        if self.cfg.data.get("kind") == "cifar10":
+            return (f"experiment={self.name}: required local assets are missing, nothing was started "
+                    f"(nothing is ever downloaded at run time, and no random weights are substituted):\n{lines}\n"
+                    "What to do:\n"
+                    "  - weights: the pretrained CIFAR-10 ResNets resnet{20,32,44,56,110}-<hash>.th are published in "
+                    "the GitHub repository akamaster/pytorch_resnet_cifar10, folder pretrained_models/ (BSD-2); put "
+                    "them in one folder and set LPA_CIFAR_WEIGHTS=<folder> (experiment.weights_dir);\n"
+                    "  - images: CIFAR-10 as the python batches (cifar-10-batches-py/ from the dataset's home page, "
+                    "A. Krizhevsky, University of Toronto) or image folders <dir>/test/<class>/ with "
+                    "<dir>/train/<class>/ or <dir>/calib/<class>/; set LPA_CIFAR10=<dir> (data.root);\n"
+                    "  - both pretrained weights and images are in the project's real-model pack layout "
+                    "(README, 'Real networks'); `make demo` runs the demo experiment fully offline.")
         return (f"experiment={self.name}: required local assets are missing, nothing was started "
                 f"(nothing is ever downloaded at run time, and no random weights are substituted):\n{lines}\n"
                 "What to do:\n"
@@ -274,6 +308,30 @@ class Grid:
                 "LPA_IMAGENET=<dir> with <dir>/val and <dir>/train, or override data.val_root/data.calib_root via "
                 "--config 'overrides=[\"data.val_root=...\"]';\n"
                 "  - see README (workflow section). `make demo` runs the demo experiment fully offline.")
+
+
+def cifar_checkpoint(weights_dir: Path, model: str, depth: int) -> str:
+    """<weights_dir>/<model>.<suffix>, else the published name resnet<depth>-<hash>.th (or resnet<depth>.th), else
+    the expected path."""
+    for suf in WEIGHT_SUFFIXES:
+        cand = weights_dir / f"{model}{suf}"
+        if cand.is_file():
+            return str(cand)
+    base = glob.escape(str(weights_dir))
+    published = sorted(glob.glob(os.path.join(base, f"resnet{depth}-*.th"))) + \
+        sorted(glob.glob(os.path.join(base, f"resnet{depth}.th")))  # the name of older commits
+    return published[0] if published else str(weights_dir / f"resnet{depth}-<hash>.th")
+
+
+def cifar10_layout_problem(root, calib_split: str = "auto") -> str | None:
+    """Why data.root is not a CIFAR-10 folder (lpq.data.cifar10_layout.locate), or None."""
+    from ..data.cifar10_layout import locate
+
+    try:
+        locate(root, calib_split)
+    except ValueError as err:
+        return str(err)
+    return None
 
 
 def hf_cache_dir() -> str:

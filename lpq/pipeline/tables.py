@@ -1,5 +1,6 @@
 """`python -m lpq.pipeline.tables results/<experiment>`: summary (main table: model x budget, `LPQ / uniform`
-top-1 per family), accuracy, compression, hardware and paired (LPQ-searched LP against each searched baseline and
+top-1 per family), accuracy (with the std over seeds), compression, hardware, search (fitness, evaluations, wall time)
+and paired (LPQ-searched LP against each searched baseline and
 uniform LP on the same images: exact McNemar) tables as Markdown, CSV and LaTeX, built from the result files only
 (PIPELINE §3.8). Seeds are averaged (mean, with their count) except in `paired`, which is per seed."""
 from __future__ import annotations
@@ -33,9 +34,10 @@ def accuracy_rows(root: Path) -> list[dict]:
     rows = []
     for (model, fmt, wa, method), ms in sorted(groups.items()):
         top1 = statistics.fmean(float(m["top1"]) for m in ms)
+        std = statistics.stdev(float(m["top1"]) for m in ms) if len(ms) > 1 else None
         ref = fp32.get(model)
         rows.append({"model": model, "format": fmt, "budget": wa, "method": method, "seeds": len(ms),
-                     "top1": round(top1, 2), "fp32_top1": ref, "drop": None if ref is None else round(ref - top1, 2),
+                     "top1": round(top1, 2), "top1_std": None if std is None else round(std, 2), "fp32_top1": ref, "drop": None if ref is None else round(ref - top1, 2),
                      "avg_w_bits": round(statistics.fmean(float(m.get("avg_w_bits") or 32) for m in ms), 3),
                      "avg_a_bits": round(statistics.fmean(float(m.get("avg_a_bits") or 32) for m in ms), 3),
                      "compression": round(statistics.fmean(float(m.get("compression") or 1) for m in ms), 3)})
@@ -61,6 +63,24 @@ def summary_rows(acc: list[dict]) -> list[dict]:
             row[fam] = f"{_fmt(lpq and lpq['top1'])} / {_fmt(ref and ref['top1'])}"
         rows.append(row)
     return rows
+
+
+def search_rows(root: Path) -> list[dict]:
+    """One row per searched model x format x budget: means over seeds of the search's fitness, evaluations,
+    generations, wall time (seconds, as the job ran) and the average bits of the returned config."""
+    groups: dict[tuple, list[dict]] = {}
+    for p in sorted(root.glob("search/*/*/*/s*/search.json")):
+        model, fmt, wa, _ = p.parts[-5:-1]
+        groups.setdefault((model, fmt, wa), []).append(_load(p))
+    mean = lambda ss, k, nd: (round(statistics.fmean(float(s[k]) for s in ss), nd)
+                              if all(s.get(k) is not None for s in ss) else None)
+    keys = sorted(groups, key=lambda k: (k[0], FAMILY_ORDER.index(k[1]) if k[1] in FAMILY_ORDER else 99, k[1],
+                                         -parse_budget(k[2])[0], k[2]))
+    return [{"model": m, "format": f, "budget": wa, "seeds": len(groups[(m, f, wa)]),
+             "fitness": mean(groups[(m, f, wa)], "fitness", 5), "evaluations": mean(groups[(m, f, wa)], "evaluations", 1),
+             "generations": mean(groups[(m, f, wa)], "generations_run", 1), "wall_s": mean(groups[(m, f, wa)], "wall_s", 1),
+             "avg_w_bits": mean(groups[(m, f, wa)], "avg_w_bits", 3), "avg_a_bits": mean(groups[(m, f, wa)], "avg_a_bits", 3)}
+            for m, f, wa in keys]
 
 
 def compression_rows(acc: list[dict]) -> list[dict]:
@@ -147,7 +167,7 @@ def write_table(out_dir: Path, name: str, rows: list[dict]) -> None:
 def build(root: Path, baseline: str = "ant") -> dict[str, list[dict]]:
     acc = accuracy_rows(root)
     tables = {"summary": summary_rows(acc), "accuracy": acc, "compression": compression_rows(acc),
-              "hardware": hardware_rows(root, baseline), "paired": paired_rows(root)}
+              "hardware": hardware_rows(root, baseline), "paired": paired_rows(root), "search": search_rows(root)}
     out = root / "tables"
     for name, rows in tables.items():
         write_table(out, name, rows)

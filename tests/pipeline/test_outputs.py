@@ -12,6 +12,28 @@ def test_accuracy_rows_mean_over_seeds_and_drop(fake_results):
     r = next(r for r in rows if (r["model"], r["format"], r["method"]) == ("m1", "lp", "lpq"))
     assert r["seeds"] == 2 and r["top1"] == 87.5 and r["fp32_top1"] == 90.0 and r["drop"] == 2.5
     assert r["compression"] == 8.0
+    assert r["top1_std"] == 0.71  # sample std of 88 and 87
+    single = next(r for r in rows if r["method"] == "none")
+    assert single["seeds"] == 1 and single["top1_std"] is None
+
+
+def test_search_rows_mean_over_seeds(tmp_path):
+    import json
+
+    root = tmp_path / "results" / "x"
+    for seed, (ev, wall) in enumerate(((100, 60.0), (200, 90.0))):
+        d = root / f"search/m/lp/w4a4-mix/s{seed}"
+        d.mkdir(parents=True)
+        (d / "search.json").write_text(json.dumps({"fitness": 1.0 + seed, "evaluations": ev, "generations_run": 5,
+                                                   "wall_s": wall, "avg_w_bits": 4.0, "avg_a_bits": 3.5}))
+    d = root / "search/m/int/w8a8/s0"
+    d.mkdir(parents=True)
+    (d / "search.json").write_text(json.dumps({"fitness": 2.0, "evaluations": 10}))  # older record: no wall_s
+    rows = tables.search_rows(root)
+    assert [(r["format"], r["budget"]) for r in rows] == [("lp", "w4a4-mix"), ("int", "w8a8")]
+    assert rows[0] == {"model": "m", "format": "lp", "budget": "w4a4-mix", "seeds": 2, "fitness": 1.5,
+                       "evaluations": 150.0, "generations": 5.0, "wall_s": 75.0, "avg_w_bits": 4.0, "avg_a_bits": 3.5}
+    assert rows[1]["wall_s"] is None and rows[1]["evaluations"] == 10.0
 
 
 def test_hardware_rows_normalised_to_baseline(fake_results):
@@ -23,7 +45,7 @@ def test_hardware_rows_normalised_to_baseline(fake_results):
 
 def test_build_writes_md_csv_tex(fake_results):
     tables.build(fake_results, "ant")
-    for name in ("summary", "accuracy", "compression", "hardware", "paired"):
+    for name in ("summary", "accuracy", "compression", "hardware", "paired", "search"):
         for ext in ("md", "csv", "tex"):
             assert (fake_results / "tables" / f"{name}.{ext}").stat().st_size > 0
     with open(fake_results / "tables" / "accuracy.csv") as f:

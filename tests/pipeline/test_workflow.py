@@ -59,6 +59,53 @@ def test_paper_without_assets_stops_before_any_job(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+def _cifar_stand_ins(base: Path, depths=(20, 32, 44, 56)) -> dict:
+    """Stand-in CIFAR-10 folders and published-name checkpoints (the asset check reads existence only)."""
+    for split in ("test", "train"):
+        (base / "cifar" / split / "cat").mkdir(parents=True)
+        (base / "cifar" / split / "cat" / "0.png").write_bytes(b"stand-in")
+    (base / "w").mkdir()
+    for d in depths:
+        (base / "w" / f"resnet{d}-0123abcd.th").write_bytes(b"stand-in")
+    return {"LPA_CIFAR10": str(base / "cifar"), "LPA_CIFAR_WEIGHTS": str(base / "w")}
+
+
+def test_dry_run_cifar_full_grid(tmp_path):
+    """4 published ResNets x 6 families x 5 budgets x 3 seeds; references at the 3 fixed budgets; FP32."""
+    env = _cifar_stand_ins(tmp_path / "assets")
+    r = snakemake("-n", "--directory", str(tmp_path), "all", "--config", "experiment=cifar", env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    counts = {"calibrate": 4, "search": 4 * 6 * 5 * 3, "reference": 4 * 6 * 3, "evaluate": 360 + 72 + 4}
+    for rule, n in counts.items():
+        assert any(line.split() == [rule, str(n)] for line in r.stdout.splitlines()), (rule, r.stdout[-2000:])
+    assert "model.checkpoint=" + str(tmp_path / "assets/w/resnet56-0123abcd.th") in r.stdout
+    assert "lpq search experiment=cifar model=cifar_resnet20" in r.stdout
+
+
+def test_cifar_reference_budgets_narrow_the_grid(tmp_path):
+    env = _cifar_stand_ins(tmp_path / "assets", depths=(32,))
+    r = snakemake("-n", "--directory", str(tmp_path), "all", "--config", "experiment=cifar",
+                  'overrides=["experiment.models=[cifar_resnet32]","experiment.formats=[lp,int]",'
+                  '"experiment.budgets=[w4a4-mix,w4a8-mix]","experiment.reference_budgets=[w8a8,w4a4]",'
+                  '"experiment.seeds=[0]"]', env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    for rule, n in (("search", 4), ("reference", 4), ("evaluate", 4 + 4 + 1)):
+        assert any(line.split() == [rule, str(n)] for line in r.stdout.splitlines()), (rule, r.stdout[-2000:])
+    assert "ref/cifar_resnet32/lp/w8a8/qconfig.json" in r.stdout
+
+
+def test_cifar_without_assets_stops_before_any_job(tmp_path):
+    env = {"LPA_CIFAR10": str(tmp_path / "none"), "LPA_CIFAR_WEIGHTS": str(tmp_path)}
+    r = snakemake("-n", "--directory", str(tmp_path), "all", "--config", "experiment=cifar", env=env)
+    assert r.returncode != 0
+    text = r.stdout + r.stderr
+    assert "required local assets are missing" in text
+    assert f"{tmp_path}/resnet32-<hash>.th does not exist" in text
+    assert "akamaster/pytorch_resnet_cifar10" in text and "LPA_CIFAR_WEIGHTS" in text
+    assert f"data.root={tmp_path / 'none'} does not exist" in text and "LPA_CIFAR10" in text
+    assert not (tmp_path / "results").exists()
+
+
 # Timing fields are the only run-to-run differences allowed in result files (PIPELINE §8; the issue keeps
 # `seconds` in search_log.csv and wall time in search.json); env.json, logs, benchmarks and MLflow bookkeeping
 # are excluded as the spec says.
@@ -73,12 +120,27 @@ def _masked(path: Path) -> bytes:
         if isinstance(obj, dict):
             obj = {k: ("<timing>" if k in TIMING_KEYS else v) for k, v in obj.items()}
         return json.dumps(obj, sort_keys=True).encode()
-    if path.name == "search_log.csv":
-        lines = path.read_text().splitlines()
-        col = lines[0].split(",").index("seconds")
-        return "\n".join(",".join("<timing>" if i == col and n else c for i, c in enumerate(line.split(",")))
-                         for n, line in enumerate(lines)).encode()
+    if path.name == "search_log.csv" or path.parent.name == "tables" and path.suffix in (".csv", ".md", ".tex"):
+        return _mask_columns(path.read_text(), path.suffix)
     return path.read_bytes()
+
+
+def _mask_columns(text: str, suffix: str) -> bytes:
+    """Mask the timing columns (header in TIMING_KEYS) of a CSV, Markdown or LaTeX table."""
+    split, join = {".csv": (lambda l: l.split(","), ","), ".md": (lambda l: l.split("|"), "|"),
+                   ".tex": (lambda l: l.split("&"), "&")}[suffix]
+    lines = text.splitlines()
+    header = next((i for i, line in enumerate(lines) if {c.strip().replace("\\_", "_") for c in split(line)} & TIMING_KEYS), None)
+    if header is None:
+        return text.encode()
+    cols = [i for i, c in enumerate(split(lines[header])) if c.strip().replace("\\_", "_") in TIMING_KEYS]
+    out = []
+    for n, line in enumerate(lines):
+        cells = split(line)
+        if n > header and len(cells) == len(split(lines[header])):
+            cells = ["<timing>" if i in cols else c for i, c in enumerate(cells)]
+        out.append(join.join(cells))
+    return "\n".join(out).encode()
 
 
 def _run_smoke(root: Path, mlflow_template: Path):
@@ -97,7 +159,7 @@ def test_smoke_workflow_end_to_end(tmp_path, mlflow_template):
     run elsewhere whose result files are byte-identical (timing fields masked)."""
     env = _run_smoke(tmp_path, mlflow_template)
     res = tmp_path / "results" / "smoke"
-    for name in ("summary", "accuracy", "compression", "hardware", "paired"):
+    for name in ("summary", "accuracy", "compression", "hardware", "paired", "search"):
         for ext in ("md", "csv", "tex"):
             assert (res / "tables" / f"{name}.{ext}").is_file()
     acc = (res / "tables" / "accuracy.md").read_text()
@@ -133,6 +195,24 @@ def test_smoke_workflow_end_to_end(tmp_path, mlflow_template):
     differing = [str(f) for f in files if _masked(res / f) != _masked(res2 / f)]
     assert not differing, differing
     assert len(files) > 40
+
+
+def _finished_jobs(log_text: str) -> dict[int, list[str]]:
+    """jobid -> output files of each job a Snakemake log reports as finished ("Finished jobid: N")."""
+    import re
+
+    outputs: dict[int, list[str]] = {}
+    current: list[str] | None = None
+    for line in log_text.splitlines():
+        if re.match(r"^(local)?rule \w+:$", line.strip()):
+            current = []
+        elif current is not None and line.strip().startswith("output:"):
+            current = [o.strip() for o in line.strip()[len("output:"):].split(",") if o.strip()]
+        elif current is not None and line.strip().startswith("jobid:"):
+            outputs[int(line.split(":")[1])] = current
+            current = None
+    done = {int(m) for m in re.findall(r"Finished jobid: (\d+)", log_text)}
+    return {j: outs for j, outs in outputs.items() if j in done}
 
 
 def _job_models(dry_run_text: str) -> list[tuple[str, str | None]]:
@@ -180,10 +260,15 @@ def test_workflow_kill_resume_and_targeted_rerun(tmp_path):
         with open(log_file, "w") as log_out:
             proc = subprocess.Popen([SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), *args], cwd=REPO, env=e,
                                     stdout=log_out, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 300
-        while not first.is_file() and time.monotonic() < deadline and proc.poll() is None:
+        # wait until Snakemake itself records the digits_cnn train job as finished ("Finished jobid: N"): an
+        # output file can exist while its job still runs (the job writes env.json after model.pt)
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and proc.poll() is None:
+            if any(str(first.relative_to(tmp_path)) in outs for outs in _finished_jobs(log_file.read_text()).values()):
+                break
             time.sleep(0.5)
-        assert first.is_file(), "the first job never finished"
+        assert any(str(first.relative_to(tmp_path)) in outs for outs in _finished_jobs(log_file.read_text()).values()), \
+            "the first job never finished:\n" + log_file.read_text()[-3000:]
         time.sleep(2.0)  # let the next jobs start, so the interruption hits running jobs
         # Ctrl-C, repeated every 3 s until the workflow stops: Snakemake can swallow a single SIGINT that
         # arrives while it schedules jobs (seen on CI: it then ran to completion)
@@ -202,15 +287,16 @@ def test_workflow_kill_resume_and_targeted_rerun(tmp_path):
     else:
         raise AssertionError("the run finished before it could be interrupted (3 attempts); last log:\n"
                              + log_file.read_text()[-4000:])
-    done_before = {p: p.stat().st_mtime_ns for p in res.rglob("*") if p.is_file()}
+    # every output of every job Snakemake finished before the interruption, with its mtime
+    finished = _finished_jobs(log_file.read_text())
+    done_before = {tmp_path / o: (tmp_path / o).stat().st_mtime_ns for outs in finished.values() for o in outs}
     assert first in done_before
 
-    # 2. start again: completes; every output finished before the interruption is kept as it was
+    # 2. start again: completes; no finished job is redone (every output it wrote is kept as it was)
     r = snakemake(*args, env=env)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    assert first.stat().st_mtime_ns == done_before[first]
-    kept = [p for p in done_before if p.exists() and p.stat().st_mtime_ns == done_before[p]]
-    assert first in kept
+    redone = [str(p) for p, t in done_before.items() if not p.exists() or p.stat().st_mtime_ns != t]
+    assert not redone, ("finished before the interruption, redone after it", redone, log_file.read_text()[-3000:])
     assert (res / "tables" / "accuracy.md").is_file()
 
     # 3. nothing to do the second time

@@ -122,7 +122,7 @@ def hw_targets():
     return [res(f"hw/{p.profile}/{p.model}/{p.design}/{p.wa}/s{p.seed}/summary.json") for p in GRID.hw_points()]
 
 
-TABLE_NAMES = ["summary", "accuracy", "compression", "hardware", "paired"]
+TABLE_NAMES = ["summary", "accuracy", "compression", "hardware", "paired", "search"]
 FIGURE_NAMES = ["accuracy_vs_bits", "bit_allocation", "hardware"]
 
 
