@@ -81,10 +81,32 @@ def _write_provenance(out_dir: Path, cfg, overrides: list[str]) -> None:
     atomic.write_text(out_dir / ".hydra" / "overrides.yaml", OmegaConf.to_yaml(OmegaConf.create(overrides)))
 
 
+def _command_summary(command: str) -> str:
+    from .help import COMMANDS_HELP
+
+    return COMMANDS_HELP[command].summary
+
+
+def _print_help(command: str, overrides: list[str]) -> int:
+    """`lpq <command> [overrides] --help`: the command's help with the defaults those overrides compose to."""
+    from .help import render
+
+    try:
+        cfg = compose(overrides)
+    except Exception as err:
+        print(f"error: bad overrides: {err}", file=sys.stderr)
+        return 2
+    print(render(command, conf_dir(), cfg, overrides), end="")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     if not args or args[0] in ("-h", "--help", "help"):
         print(__doc__.strip())
+        print("\ncommands:\n" + "\n".join(f"  {c:<10} {_command_summary(c)}" for c in COMMANDS)
+              + "\n  compare    paired exact McNemar test between `lpq evaluate` runs (lpq compare RUN RUN ...)")
+        print("\n`lpq <command> --help` shows a command's inputs, outputs, config keys with defaults, and examples.")
         print("\nexamples:\n  lpq train model=digits_cnn out_dir=runs/cnn\n"
               "  lpq evaluate model=digits_cnn model.checkpoint=runs/cnn/model.pt "
               "quant.w_format='lp<8,*,*,*>' quant.a_format='lp<8,*,*,*>' out_dir=runs/cnn-lp8\n"
@@ -99,10 +121,13 @@ def main(argv: list[str] | None = None) -> int:
         from ..pipeline.compare import main as compare_main
 
         return compare_main(overrides)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
     if command not in COMMANDS:
-        print(f"error: unknown command {command!r}; available: {', '.join(COMMANDS)}, compare", file=sys.stderr)
+        print(f"error: unknown command {command!r}; available: {', '.join(COMMANDS)}, compare "
+              "(lpq --help lists them)", file=sys.stderr)
         return 2
+    if any(a in ("-h", "--help") for a in overrides):
+        return _print_help(command, [a for a in overrides if a not in ("-h", "--help")])
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
     try:
         cfg = compose(overrides)
     except Exception as err:  # Hydra grammar / unknown key errors
