@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .embedded import ResidualBlock
+
 PUBLISHED_DEPTHS = (20, 32, 44, 56, 110, 1202)
 INPUT_SIZE = (3, 32, 32)
 NUM_CLASSES = 10
@@ -27,22 +29,12 @@ class PadShortcut(nn.Module):
         return F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad))
 
 
-class BasicBlock(nn.Module):
-    """conv3x3-BN-ReLU-conv3x3-BN, plus the shortcut, then ReLU."""
+class BasicBlock(ResidualBlock):
+    """conv3x3-BN-ReLU-conv3x3-BN, plus the option-A shortcut (identity at equal shape), then ReLU."""
 
     def __init__(self, cin: int, cout: int, stride: int = 1):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.relu = nn.ReLU()
-        self.shortcut = PadShortcut(cout // 4) if stride != 1 or cin != cout else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.relu(self.bn1(self.conv1(x)))
-        y = self.bn2(self.conv2(y))
-        return self.relu(y + self.shortcut(x))
+        down = stride != 1 or cin != cout
+        super().__init__(cin, cout, stride, PadShortcut(cout // 4) if down else nn.Identity())
 
 
 class CifarResNet(nn.Module):

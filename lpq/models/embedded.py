@@ -11,14 +11,16 @@ from ..data.embedded import INPUT_SHAPE, NUM_CLASSES
 class ResidualBlock(nn.Module):
     """conv-BN-ReLU-conv-BN plus a (projected) shortcut, then ReLU."""
 
-    def __init__(self, cin: int, cout: int, stride: int = 1):
+    def __init__(self, cin: int, cout: int, stride: int = 1, shortcut: nn.Module | None = None):
         super().__init__()
         self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(cout)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(cout)
         self.relu = nn.ReLU()
-        if stride != 1 or cin != cout:
+        if shortcut is not None:  # e.g. the parameter-free option A of the CIFAR ResNets
+            self.shortcut = shortcut
+        elif stride != 1 or cin != cout:
             self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
         else:
             self.shortcut = nn.Identity()
