@@ -22,7 +22,7 @@ from lpq.search.fitness import FitnessEvaluator, FitnessSettings
 from lpq.search.ga import GASettings, LPQSearch
 from lpq.search.genome import make_family
 from lpq.search.runner import SegmentedModel, default_taps
-from lpq.cli.search import build_sides
+from lpq.runs.search import build_sides
 
 
 def run_ga(model_name: str, size: int, batch: int, nbatches: int, generations: int, prefix_reuse: bool,

@@ -140,28 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = Path(cfg.out_dir)
     start = time.perf_counter()
     try:
-        if command == "train":
-            from ..models.train import train_embedded
+        import importlib
 
-            if cfg.model.get("kind") != "embedded":
-                raise ValueError(f"lpq train trains the embedded models only (model=digits_cnn or model=digits_vit), got model.kind={cfg.model.get('kind')!r}")
-            train_embedded(cfg.model.name, out_dir, seed=int(cfg.seed))
-        elif command == "evaluate":
-            from .evaluate import run_evaluate
-
-            run_evaluate(cfg, out_dir)
-        elif command == "hwsim":
-            from .hwsim import run_hwsim
-
-            run_hwsim(cfg, out_dir, overrides)
-        elif command == "search":
-            from .search import run_search
-
-            run_search(cfg, out_dir)
-        elif command == "calibrate":
-            from .calibrate import run_calibrate
-
-            run_calibrate(cfg, out_dir)
+        importlib.import_module(f"{__name__}.{command}").run(cfg, out_dir, overrides)
     except (ValueError, OSError) as err:  # bad input; OSError: unreadable files (e.g. corrupt images)
         print(f"error: {err}", file=sys.stderr)
         return 2

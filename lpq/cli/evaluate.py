@@ -1,81 +1,11 @@
-"""`lpq evaluate`: calibrate (if needed), fake-quantize and evaluate a model; writes
-out_dir/metrics.json, out_dir/qconfig.json (exactly what was applied) and out_dir/predictions.csv (per
-validation image: id, label, top-1 prediction; the input of `lpq compare`)."""
+"""`lpq evaluate`: the command-line face of lpq.runs.evaluate.run_evaluate (calibrate if needed, fake-quantize,
+evaluate; out_dir/metrics.json, qconfig.json, predictions.csv)."""
 from __future__ import annotations
 
-import logging
-import time
 from pathlib import Path
 
-from ..data import build_data, calibration_subset, resolve_data_cfg
-from ..models import build_model
-from ..pipeline import atomic
-from ..pipeline.compare import PREDICTION_COLUMNS, PREDICTIONS
-from ..quant.fold import fold_batchnorm
-from ..quant.model import QuantModel
-from ..quant.ptq import average_bits, collect_statistics, evaluate, make_loader, uniform_qconfig
-from ..quant.qconfig import QConfig
 
-log = logging.getLogger("lpq")
+def run(cfg, out_dir: Path, overrides: list[str]) -> None:
+    from ..runs.evaluate import run_evaluate
 
-
-def _is_none(value) -> bool:
-    return value is None or str(value).strip().lower() in ("none", "fp32", "")
-
-
-def build_quant_model(cfg):
-    """Data, BN-folded model wrapped for quantization, and the provenance of both."""
-    loaded = build_model(cfg.model)
-    data_cfg = resolve_data_cfg(cfg.data, loaded.module)
-    data = build_data(data_cfg)
-    model = loaded.module.to(cfg.device)
-    fold_batchnorm(model)
-    example = data.calib[0][0].unsqueeze(0).to(cfg.device)  # never read an evaluation image in lpq search (LPQ §6)
-    qm = QuantModel(model, example, skip=tuple(cfg.quant.skip), attention_matmuls=bool(cfg.quant.attention_matmuls))
-    return data, loaded, qm
-
-
-def resolve_qconfig(cfg, data, qm: QuantModel) -> tuple[QConfig, dict]:
-    """The qconfig to apply (from quant.config or calibrated uniform formats) and its labels."""
-    q = cfg.quant
-    if q.get("config"):
-        qc = QConfig.load(q.config)
-        return qc, {"qconfig": str(q.config)}
-    w_fmt, a_fmt = str(q.w_format), str(q.a_format)
-    labels = {"w_format": w_fmt, "a_format": a_fmt}
-    if _is_none(w_fmt) and _is_none(a_fmt):
-        return QConfig({}), labels
-    calib, calib_ids = calibration_subset(data, int(cfg.calib.num_samples), int(cfg.calib.seed))
-    loader = make_loader(calib, int(cfg.calib.batch))
-    stats = collect_statistics(qm, loader, int(cfg.calib.subsample), int(cfg.calib.seed), cfg.device)
-    qc = uniform_qconfig(qm, stats, w_fmt, a_fmt, bool(q.per_channel), int(cfg.calib.seed))
-    labels["calib_samples"] = len(calib_ids)
-    return qc, labels
-
-
-def run_evaluate(cfg, out_dir: Path) -> dict:
-    start = time.perf_counter()
-    data, loaded, qm = build_quant_model(cfg)
-    qc, labels = resolve_qconfig(cfg, data, qm)
-    qm.set_quantizers(qc.quantizers())
-    loader = make_loader(data.val, int(cfg.eval.batch_size), int(cfg.data.get("num_workers", 0) or 0))
-    result = evaluate(qm, loader, cfg.device, cfg.eval.get("max_samples"))
-    bits = average_bits(qm, qc)
-    metrics = {
-        "top1": result["top1"], "top5": result["top5"], "num_samples": result["num_samples"],
-        "model": loaded.name, **labels, **bits,
-        "quantized_layers": len(qc.layers), "weights_source": loaded.weights_source, "data_source": data.source,
-        **({"preprocess": data.preprocess} if data.preprocess else {}),
-        **({"labels": data.labels} if data.labels else {}),
-        "eval_seconds": round(result["eval_seconds"], 3), "seconds": round(time.perf_counter() - start, 3),
-    }
-    qc.extra = {"model": loaded.name, **{k: v for k, v in labels.items() if k != "qconfig"}}
-    qc.save(out_dir / "qconfig.json")
-    ids = data.val_ids[: result["num_samples"]]
-    atomic.write_csv(out_dir / PREDICTIONS, PREDICTION_COLUMNS,
-                     zip(ids, result["labels"], result["predictions"]))
-    atomic.write_json(out_dir / "metrics.json", metrics)
-    log.info("%s %s: top-1 %.2f%% top-5 %.2f%% on %d images (w %s bits, a %s bits)", loaded.name,
-             labels.get("qconfig") or f"W={labels['w_format']} A={labels['a_format']}", metrics["top1"], metrics["top5"],
-             metrics["num_samples"], bits["avg_w_bits"], bits["avg_a_bits"])
-    return metrics
+    run_evaluate(cfg, out_dir)

@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--qconfig {a.qconfig} does not exist")
 
     from ..cli import _setup_runtime, compose
-    from ..cli.evaluate import build_quant_model
+    from ..runs.from_config import build_quant_model
     from ..quant.qconfig import QConfig
 
     _setup_runtime()

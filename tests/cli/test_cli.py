@@ -419,7 +419,7 @@ def test_evaluate_folds_batchnorm_before_quantizing(trained):
     """The quantized weights are those of the BN-folded network (LPQ §1)."""
     from torch import nn
 
-    from lpq.cli.evaluate import build_quant_model
+    from lpq.runs.from_config import build_quant_model
     from lpq.models.embedded import digits_cnn
     from lpq.quant.fold import fold_batchnorm
 

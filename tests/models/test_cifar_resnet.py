@@ -144,7 +144,7 @@ def test_config_files_compose():
 def test_hwsim_workload(depth):
     from hwmodel.workload import total_macs
     from lpq.cli import compose
-    from lpq.cli.hwsim import load_workload
+    from lpq.runs.hwsim import load_workload
 
     cfg = compose([f"model=cifar_resnet{depth}", "out_dir=x"])
     wl, name = load_workload(cfg)

@@ -177,7 +177,7 @@ def quant_stack(model: torch.nn.Module, batches: list[torch.Tensor], taps=None, 
 def model_search(qm, stats, seg, evaluator, family: str = "lp", seed: int = 0, pin_first_last: bool = False,
                  bits=BITS, **ga) -> LPQSearch:
     """LPQSearch on a real model, built as `run_search` does."""
-    from lpq.cli.search import build_sides
+    from lpq.runs.search import build_sides
 
     fam = make_family(family, list(bits), SF_STEP)
     sides = build_sides(qm, seg.unit_segment, pin_first_last)

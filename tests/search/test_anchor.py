@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from lpq.cli.search import _max_evals
+from lpq.runs.search import _max_evals
 from lpq.formats import parse
 from lpq.formats.grid_mse import sort_magnitudes
 from lpq.quant.calibrate import calibrate_lp

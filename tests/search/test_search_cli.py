@@ -240,7 +240,7 @@ def test_resume_mismatch_names_what_differs(search, cnn_ckpt, tmp_path, capsys):
     (["search.format=af", "budget.a_bits=2.5"], "a_bits"),  # AdaptivFloat needs n >= 3
 ])
 def test_infeasible_budget_rejected_before_any_work(cnn_ckpt, tmp_path, monkeypatch, capsys, extra, needle):
-    import lpq.cli.search as cli_search
+    import lpq.runs.search as cli_search
 
     def no_work(*a, **k):
         raise AssertionError("the model was built before the budget was checked")
@@ -334,7 +334,7 @@ def test_search_json_records_resolved_config_and_digest(search):
 def test_null_elites_patience_max_evals_follow_lpq_7(population, generations, elites, patience, max_evals):
     from omegaconf import OmegaConf
 
-    from lpq.cli.search import _elites, _max_evals, _patience
+    from lpq.runs.search import _elites, _max_evals, _patience
 
     s = OmegaConf.create({"population": population, "generations": generations, "elites": None, "patience": None,
                           "max_evals": None})
@@ -353,7 +353,7 @@ def test_digits_vit_search_with_attention_matmuls(search, vit_ckpt, tmp_path):
     """Both operands of the attention matmuls are searched as activations: they count towards
     the activation budget, not the weight budget (LPQ §1, §4.3)."""
     from lpq.cli import compose
-    from lpq.cli.evaluate import build_quant_model
+    from lpq.runs.from_config import build_quant_model
 
     out = tmp_path / "vit"
     assert main(["search", "model=digits_vit", f"model.checkpoint={vit_ckpt}", f"out_dir={out}", *CAL,

@@ -1,0 +1,46 @@
+"""The shared steps of a run driven by a composed config (what the `lpq` commands and the workflow jobs use):
+model + data from the `model` and `data` groups, calibration batches from `calib`, statistics from `calib.cache`
+or collected. Thin over lpq.runs.steps, which takes explicit arguments."""
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from ..data import build_data, calibration_subset, resolve_data_cfg
+from ..models import build_model
+from ..quant import calib_cache
+from ..quant.model import QuantModel
+from .steps import Statistics, activation_statistics, calibration_batches, prepare
+
+log = logging.getLogger("lpq")
+
+
+def build_quant_model(cfg):
+    """(data, loaded model, QuantModel): data, BN-folded model wrapped for quantization, and the provenance of both."""
+    loaded = build_model(cfg.model)
+    data = build_data(resolve_data_cfg(cfg.data, loaded.module))
+    example = data.calib[0][0].unsqueeze(0)  # never read an evaluation image in lpq search (LPQ §6)
+    qm = prepare(loaded.module, example, skip=tuple(cfg.quant.skip), attention_matmuls=bool(cfg.quant.attention_matmuls),
+                 device=cfg.device)
+    return data, loaded, qm
+
+
+def config_calibration_batches(cfg, data) -> tuple[list[torch.Tensor], list[str]]:
+    """The `calib.num_samples` images drawn with `calib.seed` as fixed batches of `calib.batch`, and their IDs."""
+    calib, ids = calibration_subset(data, int(cfg.calib.num_samples), int(cfg.calib.seed))
+    return calibration_batches(calib, int(cfg.calib.batch), cfg.device), ids
+
+
+def search_statistics(cfg, qm: QuantModel, model_name: str, batches: list[torch.Tensor],
+                      calib_ids: list[str]) -> tuple[str, Statistics]:
+    """(key, statistics) exactly as `lpq search` uses them: read from `calib.cache` when set (key checked), else
+    collected from the calibration batches."""
+    key = calib_cache.calibration_key(model_name, qm, calib_ids, int(cfg.calib.batch), int(cfg.calib.subsample),
+                                      int(cfg.calib.seed))
+    cache = cfg.calib.get("cache")
+    if cache:
+        stats = calib_cache.load_statistics(cache, key)
+        log.info("calibration statistics from %s (%d tensors)", cache, len(stats))
+        return key, stats
+    return key, activation_statistics(qm, batches, int(cfg.calib.subsample), int(cfg.calib.seed), cfg.device)

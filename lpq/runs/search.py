@@ -1,0 +1,171 @@
+"""`lpq search`: the LPQ genetic search (or `search=none`: uniform calibrated PTQ) on the
+calibration set; writes out_dir/qconfig.json, search_log.csv and search.json (LPQ §11)."""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import torch
+
+from ..pipeline import atomic
+from ..quant.ptq import average_bits
+from ..quant.qconfig import LayerQ, QConfig
+from ..search.fitness import FitnessEvaluator, FitnessSettings
+from ..search.ga import GASettings, LPQSearch
+from ..search.genome import Family, Side, make_family
+from ..search.runner import SegmentedModel, default_taps
+from .from_config import build_quant_model, config_calibration_batches, search_statistics
+
+log = logging.getLogger("lpq")
+
+
+def build_sides(qm, segment_of: dict, pin_first_last: bool) -> list[Side]:
+    layers = [u.name for u in qm.units if u.kind in ("conv", "linear")]
+    pinned = {layers[0], layers[-1]} if pin_first_last and layers else set()
+    sides = []
+    for u in qm.units:
+        seg = segment_of[u.name]
+        if u.kind in ("conv", "linear"):
+            sides.append(Side(u.name, "w", True, u.weight_numel, u.name in pinned, seg))
+            sides.append(Side(u.name, "a", False, u.side_numel.get("a", 0), u.name in pinned, seg))
+        else:  # attention matmul: both operands are activations
+            sides.append(Side(u.name, "a", False, u.side_numel.get("a", 0), False, seg))
+            sides.append(Side(u.name, "w", False, u.side_numel.get("w", 0), False, seg))
+    return sides
+
+
+def _elites(s) -> int:
+    """search.elites, or when null max(1, P // 16): 1 at the small-run population 8, 2 at the paper's 32 (LPQ §7)."""
+    return int(s.elites) if s.get("elites") is not None else max(1, int(s.population) // 16)
+
+
+def _patience(s) -> int:
+    """search.patience, or when null max(3, G // 5): 3 at the small-run 6 generations, 10 at the paper's 50
+    (LPQ §7), so a paper-scale search is not stopped by the small-run patience."""
+    return int(s.patience) if s.get("patience") is not None else max(3, int(s.generations) // 5)
+
+
+def _max_evals(s) -> int:
+    """search.max_evals, or when null the cap LPQ §7 derives: P + G·(P − E)."""
+    if s.get("max_evals") is not None:
+        return int(s.max_evals)
+    p = int(s.population)
+    return p + int(s.generations) * max(0, p - _elites(s))
+
+
+def run_search(cfg, out_dir: Path) -> dict:
+    start = time.perf_counter()
+    s = cfg.search
+    family = make_family(str(s.format), list(s.bits), float(s.sf_step), int(s.es_max))
+    settings = GASettings(
+        population=int(s.population), generations=int(s.generations), tournament=int(s.tournament),
+        elites=_elites(s), p_crossover=float(s.p_crossover), k_mut=float(s.k_mut), patience=_patience(s),
+        max_evals=_max_evals(s), w_bits=float(cfg.budget.w_bits), a_bits=float(cfg.budget.a_bits),
+        mode=str(cfg.budget.mode), mixed=bool(s.mixed), seed=int(cfg.seed), anchor=str(s.get("anchor", "calibrated")),
+        retune=bool(s.get("retune", False)),
+    )
+    if settings.mode not in ("repair", "penalty"):
+        raise ValueError(f"budget.mode={settings.mode!r} is invalid: need repair or penalty")
+    if min(family.bits) > min(settings.w_bits, settings.a_bits):  # reject before any work
+        raise ValueError(f"budget w_bits={settings.w_bits}, a_bits={settings.a_bits} is infeasible: below the "
+                         f"smallest allowed width {min(family.bits)} of search.bits={list(family.bits)}")
+    data, loaded, qm = build_quant_model(cfg)
+    batches, calib_ids = config_calibration_batches(cfg, data)
+    _, stats = search_statistics(cfg, qm, loaded.name, batches, calib_ids)  # from calib.cache when set
+    fit_settings = FitnessSettings(objective=str(s.objective), tau=float(s.tau),
+                                   lam=0.0 if s.objective == "global_only" else float(s.lam),
+                                   pooling=str(cfg.calib.pooling), prefix_reuse=bool(s.prefix_reuse),
+                                   prefix_cache_mb=float(s.prefix_cache_mb),
+                                   individuals_per_pass=int(s.get("individuals_per_pass", 1)))
+    lpq, evaluator = prepare_search(qm, batches, stats, family, settings, fit_settings,
+                                    taps=list(cfg.model.get("taps") or []) or None,
+                                    pin_first_last=bool(s.pin_first_last), per_channel=bool(cfg.quant.per_channel),
+                                    calib_seed=int(cfg.calib.seed))
+    log.info("%s: %d units (%d sides), taps %s, %d calibration batches of %d", loaded.name, len(qm.units),
+             len(lpq.sides), evaluator.seg.taps, len(batches), len(batches[0]))
+    digest = lpq.digest({"model": loaded.name, "weights": loaded.weights_source, "calib_ids": calib_ids,
+                         "taps": evaluator.seg.taps, "per_channel": lpq.per_channel,
+                         "fitness": {k: v for k, v in vars(fit_settings).items() if not k.startswith("prefix_")}})
+    if s.name == "none":
+        best = lpq.uniform()
+        lpq.population = [best]
+        lpq._record(lpq.fitness_of([best]), start)
+    else:
+        best = lpq.run(out_dir / ".ckpt" / "search.json", resume=bool(s.resume), digest=digest)
+    return _write_outputs(cfg, out_dir, qm, lpq, best, evaluator, loaded, start, digest)
+
+
+def prepare_search(qm, batches: list[torch.Tensor], stats: dict, family: Family, settings: GASettings,
+                   fitness: FitnessSettings | None = None, *, taps: list[str] | None = None,
+                   pin_first_last: bool = False, per_channel: bool = False,
+                   calib_seed: int = 0) -> tuple[LPQSearch, FitnessEvaluator]:
+    """The LPQ search of one format family over a prepared model (lpq.runs.steps.prepare) and its calibration
+    batches and statistics, ready to run: `search.run()` returns the best genome, `best_qconfig` turns it into a
+    QConfig. `taps` are the module names of the local InfoNCE terms (default: the model's residual blocks)."""
+    seg = SegmentedModel(qm, list(taps) if taps else default_taps(qm.model))
+    evaluator = FitnessEvaluator(qm, seg, batches, fitness or FitnessSettings())
+    sides = build_sides(qm, seg.unit_segment, pin_first_last)
+    side_data = [qm.fp_weight(sd.unit).cpu().numpy() if sd.is_weight else stats[(sd.unit, sd.side)] for sd in sides]
+    return LPQSearch(sides, family, None, side_data, evaluator, settings, int(calib_seed), bool(per_channel)), evaluator
+
+
+def best_qconfig(lpq: LPQSearch, best, extra: dict | None = None) -> QConfig:
+    """The per-layer formats of a genome as a QConfig (what `lpq evaluate quant.config=` and `lpq hwsim` read)."""
+    specs = lpq.specs(best)
+    layers = {}
+    for u in lpq.units:
+        entry = {"w": None, "a": None}
+        w_sf = None
+        for i in lpq.unit_sides[u]:
+            entry[lpq.sides[i].side] = specs[i]
+            vec = lpq.channel_sf(best, i)
+            if vec is not None:
+                w_sf = tuple(float(v) for v in vec)
+        layers[u] = LayerQ(entry["w"], entry["a"], w_sf)
+    extra = dict(extra or {})
+    head = {"model": extra.pop("model")} if "model" in extra else {}
+    return QConfig(layers, {**head, "search_format": lpq.family.name, **extra})
+
+
+def _write_outputs(cfg, out_dir, qm, lpq: LPQSearch, best, evaluator, loaded, start, digest: str = "") -> dict:
+    from omegaconf import OmegaConf
+
+    qc = best_qconfig(lpq, best, {"model": loaded.name, "source": "lpq search"})
+    qc.save(out_dir / "qconfig.json")
+    rows = [[h["generation"], h["best_fitness"], h["mean_fitness"], h["avg_w_bits"], h["avg_a_bits"], h["evaluations"],
+             h["seconds"]] for h in lpq.history]
+    atomic.write_csv(out_dir / "search_log.csv", ["generation", "best_fitness", "mean_fitness", "avg_w_bits",
+                                                  "avg_a_bits", "evaluations", "seconds"], rows)
+    terms = lpq.memo[lpq.key(best)]
+    w_s, a_s = lpq.avg_bits(best, searched_only=True)
+    bits_all = average_bits(qm, qc)
+    quantizers = qc.quantizers()
+    weights_bits = sum(u.weight_numel * (quantizers[u.name][0].bits if quantizers.get(u.name, (None,))[0] else 32)
+                       for u in qm.units if u.kind in ("conv", "linear"))
+    other_params = sum(p.numel() for p in qm.model.parameters()) - sum(u.weight_numel for u in qm.units)
+    report = {
+        "model": loaded.name, "family": lpq.family.name, "search": str(cfg.search.name), "per_channel": lpq.per_channel,
+        "targets": {"w_bits": lpq.s.w_bits, "a_bits": lpq.s.a_bits, "mode": lpq.s.mode},
+        "settings": {k: v for k, v in vars(lpq.s).items()}, "bits": list(lpq.family.bits), "seed": int(cfg.seed),
+        "search_config": OmegaConf.to_container(cfg.search, resolve=True),
+        "fitness_settings": {k: v for k, v in vars(evaluator.s).items()}, "digest": digest,
+        "calib_seed": int(cfg.calib.seed), "calib_samples": int(cfg.calib.num_samples),
+        "taps": evaluator.seg.taps,
+        "layers": {u.name: {"P": u.weight_numel, "A": u.act_numel} for u in qm.units},
+        "fitness": terms["fitness"], "fitness_terms": {k: v for k, v in terms.items() if k != "fitness"},
+        "fitness_fp_reference": evaluator.reference["fitness"],
+        "fitness_minus_fp": terms["fitness"] - evaluator.reference["fitness"],
+        "avg_w_bits_searched": w_s, "avg_a_bits_searched": a_s,
+        "avg_w_bits": bits_all["avg_w_bits"], "avg_a_bits": bits_all["avg_a_bits"],
+        "compression": bits_all["compression"],
+        "weights_mb": (weights_bits + 32 * other_params) / 8 / 2**20,
+        "evaluations": len(lpq.memo), "generations_run": lpq.generation,
+        "prefix_reuse": {"segments_run": evaluator.stats.segments_run, "segments_total": evaluator.stats.segments_total},
+        "wall_s": round(time.perf_counter() - start, 3),
+    }
+    atomic.write_json(out_dir / "search.json", report)
+    log.info("%s %s: fitness %.5f (FP reference %.5f), bits w %.3f a %.3f, compression %.2fx, %d evaluations, %.1f s",
+             loaded.name, lpq.family.name, report["fitness"], report["fitness_fp_reference"], report["avg_w_bits"] or 0,
+             report["avg_a_bits"] or 0, report["compression"] or 0, report["evaluations"], report["wall_s"])
+    return report
