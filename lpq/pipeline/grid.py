@@ -17,7 +17,7 @@ from typing import Iterable
 
 from omegaconf import OmegaConf
 
-from ..cli import compose as lpq_compose, conf_dir
+from ..config import compose as lpq_compose, conf_dir
 
 WA_PATTERN = r"w\d+(\.\d+)?a\d+(\.\d+)?(-mix)?"
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".th")

@@ -171,7 +171,7 @@ _SHARED_PREFIXES = ("hw.profile.", "hw.accounting", "hw.storage", "hw.input_size
 
 def baseline_config(name: str, cfg: DictConfig, overrides: list[str]) -> HwConfig:
     """The baseline design in the same profile, with the run's profile/batch/accounting overrides."""
-    from . import conf_dir
+    from ..config import conf_dir
 
     shared = [o for o in overrides if o.lstrip("+~").startswith(_SHARED_PREFIXES)]
     raw = compose_hw(name, str(cfg.hw.profile.name), [f"hw.batch={int(cfg.hw.batch)}", *shared], conf_dir())

@@ -153,12 +153,19 @@ def _run_smoke(root: Path, mlflow_template: Path):
     return env
 
 
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, mlflow_template) -> tuple[Path, dict]:
+    """One smoke run of the whole workflow per module (its directory and the env it ran with)."""
+    root = tmp_path_factory.mktemp("smoke")
+    return root, _run_smoke(root, mlflow_template)
+
+
 @pytest.mark.slow
-def test_smoke_workflow_end_to_end(tmp_path, mlflow_template):
+def test_smoke_workflow_end_to_end(smoke_run, tmp_path, mlflow_template):
     """Whole workflow on the smoke grid in a scratch directory, then idempotent re-run, the report, and a second
     run elsewhere whose result files are byte-identical (timing fields masked)."""
-    env = _run_smoke(tmp_path, mlflow_template)
-    res = tmp_path / "results" / "smoke"
+    root, env = smoke_run
+    res = root / "results" / "smoke"
     for name in ("summary", "accuracy", "compression", "hardware", "paired", "search"):
         for ext in ("md", "csv", "tex"):
             assert (res / "tables" / f"{name}.{ext}").is_file()
@@ -166,8 +173,8 @@ def test_smoke_workflow_end_to_end(tmp_path, mlflow_template):
     assert "| digits_cnn | lp | w4a4-mix | lpq |" in acc and "| digits_cnn | int | w4a4 | none |" in acc
     for name in ("accuracy_vs_bits", "bit_allocation", "hardware", "weights_digits_cnn_w4a4-mix_s0"):
         assert (res / "figures" / f"{name}.png").is_file()
-    assert (tmp_path / "logs/smoke/search/digits_cnn/lp/w4a4-mix/s0.log").is_file()
-    assert (tmp_path / "benchmarks/smoke/search/digits_cnn/lp/w4a4-mix/s0.tsv").is_file()
+    assert (root / "logs/smoke/search/digits_cnn/lp/w4a4-mix/s0.log").is_file()
+    assert (root / "benchmarks/smoke/search/digits_cnn/lp/w4a4-mix/s0.tsv").is_file()
     ingest = json.loads((res / "mlflow_ingest.json").read_text())
     assert ingest["created"] > 0
     record = json.loads((res / "search/digits_cnn/lp/w4a4-mix/s0/env.json").read_text())
@@ -175,9 +182,9 @@ def test_smoke_workflow_end_to_end(tmp_path, mlflow_template):
         assert key in record, key
     assert record["seeds"] == {"seed": 0, "calib.seed": 0}
     # nothing to do the second time (params/digests unchanged)
-    r2 = snakemake("-n", "--directory", str(tmp_path), "all", "--config", "experiment=smoke", env=env)
+    r2 = snakemake("-n", "--directory", str(root), "all", "--config", "experiment=smoke", env=env)
     assert r2.returncode == 0 and "Nothing to be done" in r2.stdout + r2.stderr, r2.stdout[-2000:]
-    r3 = snakemake("--directory", str(tmp_path), "all", "--config", "experiment=smoke",
+    r3 = snakemake("--directory", str(root), "all", "--config", "experiment=smoke",
                    "--report", str(res / "report.html"), env=env)
     assert r3.returncode == 0, r3.stdout[-2000:] + r3.stderr[-2000:]
     assert (res / "report.html").stat().st_size > 10000
@@ -195,6 +202,53 @@ def test_smoke_workflow_end_to_end(tmp_path, mlflow_template):
     differing = [str(f) for f in files if _masked(res / f) != _masked(res2 / f)]
     assert not differing, differing
     assert len(files) > 40
+
+
+# what docs/workflow.md says a user compares in the MLflow UI, by job rule
+USER_METRICS = {"evaluate": ("top1", "delta_top1", "fp32_top1", "avg_w_bits", "avg_a_bits", "compression"),
+                "search": ("fitness", "avg_w_bits", "compression", "evaluations", "wall_s"),
+                "hwsim": ("energy_pj.total", "latency_ms", "tops_per_w", "perf_per_area_gops_mm2")}
+
+
+@pytest.mark.slow
+def test_mlflow_server_shows_the_smoke_run(smoke_run):
+    """A real `mlflow server` on 127.0.0.1 over the smoke run's database: through its REST API the experiment, the
+    parent run, one child per job (each family x budget) and the metrics a user compares are there, by name."""
+    from lpq.pipeline.mlflow_server import api, search_runs, serve
+
+    root, _env = smoke_run
+    with serve(root / "mlflow.db") as url:
+        exp, runs = search_runs(url, "lpa/smoke")
+
+        def kv(run, part):
+            return {x["key"]: x["value"] for x in run["data"].get(part, [])}
+
+        parents = [r for r in runs if kv(r, "tags").get("lpa.role") == "parent"]
+        assert len(parents) == 1 and parents[0]["info"]["run_name"] == "sweep/smoke"
+        parent = parents[0]["info"]["run_id"]
+        children = [r for r in runs if kv(r, "tags").get("mlflow.parentRunId") == parent]
+        jobs = list((root / "results" / "smoke").glob("*/**/env.json"))
+        assert len(children) == len(runs) - 1 == len(jobs) >= 15, (len(children), len(runs), len(jobs))
+        by_rule: dict[str, list] = {}
+        for r in children:
+            by_rule.setdefault(kv(r, "tags")["lpa.job"].split("/", 1)[0], []).append(r)
+        assert {"evaluate", "search", "reference", "hwsim", "calibrate"} <= set(by_rule), sorted(by_rule)
+        for rule, names in USER_METRICS.items():
+            for r in by_rule[rule]:
+                missing = set(names) - set(kv(r, "metrics"))
+                if rule == "evaluate" and kv(r, "params").get("wc.fmt") == "fp32":
+                    missing -= {"avg_w_bits", "avg_a_bits", "compression"}  # the FP32 reference has no bit widths
+                assert not missing, (kv(r, "tags")["lpa.job"], missing)
+        searched = {(kv(r, "params")["wc.fmt"], kv(r, "params")["wc.wa"]) for r in by_rule["evaluate"]
+                    if kv(r, "params").get("wc.method") == "lpq"}
+        assert searched == {(f, b) for f in ("lp", "int") for b in ("w4a4", "w4a4-mix")}, searched
+        lp = next(r for r in by_rule["evaluate"] if kv(r, "params").get("wc.method") == "lpq"
+                  and kv(r, "params")["wc.fmt"] == "lp" and kv(r, "params")["wc.wa"] == "w4a4-mix")
+        metrics = kv(lp, "metrics")
+        assert abs(metrics["delta_top1"] - (metrics["top1"] - metrics["fp32_top1"])) < 1e-9
+        search = next(r for r in by_rule["search"] if kv(r, "tags")["lpa.job"].endswith("fmt=lp/wa=w4a4-mix/seed=0"))
+        history = api(url, f"metrics/get-history?run_id={search['info']['run_id']}&metric_key=log.best_fitness")
+        assert len(history["metrics"]) >= 2  # per generation, so the UI draws the search curve
 
 
 def _finished_jobs(log_text: str) -> dict[int, list[str]]:
