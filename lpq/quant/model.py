@@ -6,6 +6,12 @@ Q / probabilities, side w = K / V). Weights are quantized once when quantizers a
 originals are kept); activations are quantized on the fly by forward pre-hooks. Everything else
 (biases, norms, softmax, GELU, residual adds, pooling) stays FP32. The same hooks can observe the
 tensors instead, which is how calibration collects statistics.
+
+Bias correction (`set_bias_correction`, after Nagel et al. 2019, "Data-free quantization through weight
+equalization and bias correction", §4.2): given the per-input-channel mean E[x] of each layer's FP input on the
+calibration set, a quantized weight W_q gets the bias b − (W_q − W)·E[x], so the layer's expected output over the
+calibration set is the FP one. It follows the weight quantizer wherever weights are applied (single and group
+mode), so a search's fitness sees exactly what evaluation gets.
 """
 from __future__ import annotations
 
@@ -82,6 +88,9 @@ class QuantModel(nn.Module):
         self._weight_cache: OrderedDict = OrderedDict()
         self._weight_cache_bytes = 0
         self._group: list[dict] | None = None  # group mode: one quantizer set per batch chunk
+        self._fp_biases: dict[str, torch.Tensor | None] = {}
+        self._input_means: dict[str, torch.Tensor] | None = None  # bias correction off when None
+        self._bias_cache: dict = {}
         names = {n for n, _ in model.named_modules()}
         unknown = self.skip - names - {n + s for n in names for s in (".qk", ".av")}
         if unknown:
@@ -92,6 +101,7 @@ class QuantModel(nn.Module):
                 units[name] = Unit(name, "conv" if isinstance(mod, nn.Conv2d) else "linear", mod.weight.numel())
                 self._layers[name] = mod
                 self._fp_weights[name] = mod.weight.detach().clone()
+                self._fp_biases[name] = None if mod.bias is None else mod.bias.detach().clone()
                 mod.register_forward_pre_hook(self._make_pre_hook(name))
             elif attention_matmuls and _is_timm_attention(mod):
                 mod.lpq_qk = MatmulOperands(self, name + ".qk")
@@ -173,7 +183,11 @@ class QuantModel(nn.Module):
                 self._mm_q[unit.name] = (aq, wq)
                 continue
             if unit.name not in old_w or old_w[unit.name] != wq:  # weights change only when their quantizer does
-                self._layers[unit.name].weight.copy_(self._quantized_weight(unit.name, wq))
+                layer = self._layers[unit.name]
+                layer.weight.copy_(self._quantized_weight(unit.name, wq))
+                bias = self.bias_for(unit.name, wq)
+                if bias is not None:
+                    layer.bias.copy_(bias)
             self._w_q[unit.name], self._a_q[unit.name] = wq, aq
 
     def set_group(self, quantizer_sets: list[dict] | None) -> None:
@@ -205,10 +219,12 @@ class QuantModel(nn.Module):
             if aq is not None:
                 chunk = aq(chunk)
             weight = self._quantized_weight(name, wq)
+            bias = self.bias_for(name, wq)
+            bias = module.bias if bias is None else bias
             if isinstance(module, nn.Conv2d):
-                out.append(module._conv_forward(chunk, weight, module.bias))
+                out.append(module._conv_forward(chunk, weight, bias))
             else:
-                out.append(nn.functional.linear(chunk, weight, module.bias))
+                out.append(nn.functional.linear(chunk, weight, bias))
         return torch.cat(out, 0)
 
     def _quantized_weight(self, name: str, wq: Quantizer | None) -> torch.Tensor:
@@ -229,8 +245,65 @@ class QuantModel(nn.Module):
         cache[key] = hit
         return hit
 
+    # ---- bias correction ----------------------------------------------------------------------
+    @torch.no_grad()
+    def set_bias_correction(self, input_means: dict[str, torch.Tensor] | None) -> None:
+        """Turn bias correction on with the per-input-channel means of each conv/linear's FP input (from
+        `lpq.quant.bias_correction.input_channel_means`), or off with None. Layers without a bias get a zero one.
+        Weights and biases are re-applied at the next `set_quantizers`."""
+        if input_means is not None:
+            unknown = set(input_means) - set(self._layers)
+            if unknown:
+                raise ValueError(f"bias correction means name unknown layers: {sorted(unknown)[:5]}")
+            for name in input_means:
+                layer = self._layers[name]
+                if layer.bias is None:
+                    layer.bias = nn.Parameter(torch.zeros(layer.weight.shape[0], dtype=layer.weight.dtype,
+                                                          device=layer.weight.device), requires_grad=False)
+                    self._fp_biases[name] = layer.bias.detach().clone()
+            input_means = {k: v.detach().to(self._layers[k].weight) for k, v in input_means.items()}
+        self._input_means = input_means
+        self._bias_cache.clear()
+        for name, layer in self._layers.items():  # back to FP weights and biases; set_quantizers re-applies
+            layer.weight.copy_(self._fp_weights[name])
+            if self._fp_biases.get(name) is not None:
+                layer.bias.copy_(self._fp_biases[name])
+        self._w_q = {}
+
+    @property
+    def bias_correction(self) -> bool:
+        return self._input_means is not None
+
+    @torch.no_grad()
+    def bias_for(self, name: str, wq: Quantizer | None) -> torch.Tensor | None:
+        """The bias `name` runs with under weight quantizer `wq`: the FP bias, corrected by −(W_q − W)·E[x] when
+        bias correction is on (None for a layer without a bias and correction off)."""
+        fp = self._fp_biases.get(name)
+        if wq is None or self._input_means is None or name not in self._input_means:
+            return fp
+        key = (name, wq)
+        hit = self._bias_cache.get(key)
+        if hit is None:
+            hit = fp - weight_shift(self._layers[name], self._quantized_weight(name, wq) - self._fp_weights[name],
+                                    self._input_means[name])
+            self._bias_cache[key] = hit
+        return hit
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
+
+
+def weight_shift(layer: nn.Module, delta_w: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+    """Per output channel, the expected output change (ΔW)·E[x] of a conv or linear layer whose input has the
+    per-channel mean `mean` (spatially uniform input: zero padding at the borders is not modelled)."""
+    if isinstance(layer, nn.Conv2d):
+        groups = layer.groups
+        out_c, in_g = delta_w.shape[:2]
+        summed = delta_w.sum(dim=(2, 3))                                   # [out, in/groups]
+        per_group = mean.reshape(groups, in_g)                             # [groups, in/groups]
+        group_of = torch.arange(out_c, device=delta_w.device) // (out_c // groups)
+        return (summed * per_group[group_of]).sum(1)
+    return delta_w @ mean
 
 
 def _per_chunk(x: torch.Tensor, m: int, quantizers: list) -> torch.Tensor:

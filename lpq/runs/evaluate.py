@@ -13,27 +13,42 @@ from ..pipeline.compare import PREDICTION_COLUMNS, PREDICTIONS
 from ..quant.model import QuantModel
 from ..quant.ptq import average_bits, make_loader, uniform_qconfig
 from ..quant.qconfig import QConfig
-from .from_config import build_quant_model
+from .from_config import apply_bias_correction, build_quant_model
 from .steps import activation_statistics, is_none, top1
 
 log = logging.getLogger("lpq")
 
 
 def resolve_qconfig(cfg, data, qm: QuantModel) -> tuple[QConfig, dict]:
-    """The qconfig to apply (from quant.config or calibrated uniform formats) and its labels."""
+    """The qconfig to apply (from quant.config or calibrated uniform formats) and its labels; with bias
+    correction (quant.bias_correction, or a qconfig searched with it) turned on in `qm` from the calibration set."""
     q = cfg.quant
+    calib_ids: list[str] = []
+
+    def calib_batches():  # drawn only when needed: a qconfig without bias correction reads no calibration image
+        calib, ids = calibration_subset(data, int(cfg.calib.num_samples), int(cfg.calib.seed))
+        calib_ids[:] = ids
+        return [images for images, _ in make_loader(calib, int(cfg.calib.batch))]  # the last batch may be partial
+
     if q.get("config"):
         qc = QConfig.load(q.config)
-        return qc, {"qconfig": str(q.config)}
+        labels = {"qconfig": str(q.config)}
+        correct = bool(q.get("bias_correction")) or bool((qc.extra or {}).get("bias_correction"))
+        if correct:
+            apply_bias_correction(True, qm, calib_batches(), cfg.device)
+            labels.update(bias_correction=True, calib_samples=len(calib_ids))
+        return qc, labels
     w_fmt, a_fmt = str(q.w_format), str(q.a_format)
     labels = {"w_format": w_fmt, "a_format": a_fmt}
     if is_none(w_fmt) and is_none(a_fmt):
         return QConfig({}), labels
-    calib, calib_ids = calibration_subset(data, int(cfg.calib.num_samples), int(cfg.calib.seed))
-    batches = [images for images, _ in make_loader(calib, int(cfg.calib.batch))]  # the last batch may be partial
+    batches = calib_batches()
     stats = activation_statistics(qm, batches, int(cfg.calib.subsample), int(cfg.calib.seed), cfg.device)
     qc = uniform_qconfig(qm, stats, w_fmt, a_fmt, bool(q.per_channel), int(cfg.calib.seed))
     labels["calib_samples"] = len(calib_ids)
+    if q.get("bias_correction"):
+        apply_bias_correction(True, qm, batches, cfg.device)
+        labels["bias_correction"] = True
     return qc, labels
 
 
