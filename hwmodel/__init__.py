@@ -15,6 +15,7 @@ Modules, one job each:
 - `area`       area model and iso-area array sizing (§6)
 - `default28`, `ant_compat`, `bitfusion45`   the three profiles' per-record models (§7.2–§7.4)
 - `ant_networks`  ANT's eight networks with the artifact's own per-layer precisions (§9 V4, V8)
+- `dac24`, `paper`  the DAC'24 poster's peak-rate profile and the poster-vs-profiles comparison
 - `simulate`, `report`        whole-workload runs, summary, normalisation, layers.csv, figure (§8)
 
 `hwmodel` never imports `lpq.search` or `lpq.pipeline`.

@@ -9,6 +9,13 @@ from __future__ import annotations
 from .config import Design, Profile
 
 
+def pe_area_entry(design: Design, profile: Profile) -> str:
+    """Area entry of the design's PE: the profile's `pe.<design>.area` where it has one (dac24), else the
+    design's own `pe.area`."""
+    entry = (profile.pe.get(design.name) or {}).get("area")
+    return str(entry) if entry else design.pe_area
+
+
 def rows_cols(n_pe: int, max_rows: int = 32) -> tuple[int, int]:
     """§6.2: R = the largest power of two ≤ max_rows with n_pe/R ≥ R/2; C = ⌊n_pe/R⌋."""
     if n_pe < 1:
@@ -36,7 +43,7 @@ def iso_area_array(design: Design, profile: Profile) -> tuple[int, int]:
         return design.array
     iso = profile.iso_area
     a_core = int(iso.get("anchor_count", 1024)) * profile.a(str(iso.get("anchor_pe", "fused_int_pe")))
-    a_pe = profile.a(design.pe_area)
+    a_pe = profile.a(pe_area_entry(design, profile))
     max_rows = int(iso.get("max_rows", 32))
     R, C = rows_cols(int(a_core // a_pe), max_rows)
     if design.lp_decode != "none":
@@ -46,12 +53,13 @@ def iso_area_array(design: Design, profile: Profile) -> tuple[int, int]:
 
 def sram_area(profile: Profile) -> float:
     """µm² of the WBUF, IBUF and OBUF banks (§6.1): `arch.<buf>_banks` × the bank area entry."""
-    return sum(int(profile.arch.get(f"{buf}_banks") or 0) * profile.a(f"{buf}_bank") for buf in ("wbuf", "ibuf", "obuf"))
+    banks = {buf: int(profile.arch.get(f"{buf}_banks") or 0) for buf in ("wbuf", "ibuf", "obuf")}
+    return sum(n * profile.a(f"{buf}_bank") for buf, n in banks.items() if n)  # dac24: no banks (compute area only)
 
 
 def design_area_mm2(design: Design, profile: Profile, rows: int, cols: int) -> dict[str, float]:
     """`area_mm2.{pe_array, decoders, sram, total}` of §8."""
-    pe = rows * cols * profile.a(design.pe_area) / 1e6
+    pe = rows * cols * profile.a(pe_area_entry(design, profile)) / 1e6
     dec = decoder_area(design, profile, rows, cols) / 1e6
     sram = sram_area(profile) / 1e6
     return {"pe_array": pe, "decoders": dec, "sram": sram, "total": pe + dec + sram}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -21,8 +21,9 @@ PE_KINDS = ("fused", "fixed")
 LP_DECODE = ("edge", "pe", "none")
 ACCOUNTING = ("physical", "scalesim")
 STORAGE = ("lane", "exact")
-PROFILE_MODELS = ("systolic", "ant_tiling", "bitfusion_tiling")
+PROFILE_MODELS = ("systolic", "ant_tiling", "bitfusion_tiling", "peak")
 TILING_MODELS = ("ant_tiling", "bitfusion_tiling")  # profiles with a per-design array table
+PROFILE_EXTRA = ("chart", "ablation", "poster")  # optional profile sections kept verbatim in Profile.extra
 
 
 def _need(cfg: Mapping, key: str, where: str) -> Any:
@@ -105,6 +106,7 @@ class Profile:
     pe: Mapping[str, Mapping[str, Any]]
     validated: bool
     constants_hash: str
+    extra: Mapping[str, Any] = field(default_factory=dict)  # profile-specific sections (dac24: chart, ablation, poster)
 
     @classmethod
     def from_dict(cls, cfg: Mapping) -> "Profile":
@@ -124,6 +126,7 @@ class Profile:
             pe={str(k): dict(v) for k, v in (cfg.get("pe") or {}).items()},
             validated=bool(cfg.get("validated", False)),
             constants_hash=table_hash(energy_raw, area_raw, dict(cfg.get("arch") or {})),
+            extra={k: cfg[k] for k in PROFILE_EXTRA if cfg.get(k) is not None},
         )
 
     def e(self, key: str) -> float:

@@ -2,14 +2,14 @@
 
 `simulate` runs every batch-1 record (scaled to `hw.batch`) through the profile's model
 (`default28`: systolic closed forms; `ant_compat`: ANT's tiling search; `bitfusion45`:
-BitFusion's tiling search) and returns the
+BitFusion's tiling search; `dac24`: the poster's peak-rate model) and returns the
 layers.csv rows plus the summary.json totals; `normalise` adds the `norm.<baseline>` ratios.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import ant_compat, bitfusion45, default28
+from . import ant_compat, bitfusion45, dac24, default28
 from .area import design_area_mm2, iso_area_array
 from .config import TILING_MODELS, HwConfig
 from .energy import summary_groups
@@ -36,6 +36,8 @@ def array_size(hw: HwConfig) -> tuple[int, int, bool]:
             raise ValueError(f"hw={hw.design.name} is not simulated by profile {hw.profile.name}: designs with an array "
                              f"there: {', '.join(sorted(hw.profile.arrays))} (or set hw.rows and hw.cols)")
         return size[0], size[1], True
+    if hw.profile.model == "peak":
+        dac24.design_pe(hw.design, hw.profile)  # a clear error for a design the profile does not model
     R, C = iso_area_array(hw.design, hw.profile)
     return R, C, True
 
@@ -59,6 +61,11 @@ def assumptions(hw: HwConfig) -> list[str]:
                     "operands move through the array at w_dec bits (§3.3)"]
         if not p.arch.get("static"):
             out += ["SRAM leakage and DRAM background off (§5.2 static option)"]
+    elif p.model == "peak":
+        out += ["DAC'24 poster model: peak-rate cycles ceil(MACs/(R·C·P)), no fill/drain or stalls; LPA lanes "
+                "1x8/2x4/4x2 with one product per lane; PE areas fitted to the poster's compute areas",
+                "energy: every PE burns dynamic + leakage energy per cycle (ANT artifact); LP PE energy scaled from "
+                "ANT's 8/4 PE by area (equal power density) [A]; each operand moved once between DRAM and SRAM [A]"]
     elif p.model == "ant_tiling":
         out += ["ANT MICRO'22 artifact model: tiling search, no fill/drain, constants unscaled (§7.3)",
                 "every PE burns dynamic energy in every non-stall cycle (no gating), as in the artifact"]
@@ -93,6 +100,8 @@ def simulate(records: list[GemmRecord], precisions: list[Precision], hw: HwConfi
             layers.append(ant_compat.simulate_record(at_b, prec, d, p, R, C, df))
         elif p.model == "bitfusion_tiling":
             layers.append(bitfusion45.simulate_record(at_b, prec, d, p, R, C, first=i == 0))
+        elif p.model == "peak":
+            layers.append(dac24.simulate_record(at_b, prec, d, p, R, C))
         else:
             run = default28.ArrayRun(R, C, df, hw.accounting, hw.storage)
             layers.append(default28.simulate_record(at_b, prec, d, p, run))

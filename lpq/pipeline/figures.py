@@ -1,5 +1,6 @@
 """`python -m lpq.pipeline.figures results/<experiment>`: PNG figures from the result files (PIPELINE §3.8):
-accuracy vs average weight bits per format family, LPQ's per-layer bit allocation, hardware comparison bars."""
+accuracy vs average weight bits per format family, LPQ's per-layer bit allocation, hardware comparison bars and the
+DAC'24 poster's hardware numbers next to this model's profiles (hardware_vs_paper)."""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +9,7 @@ import re
 from pathlib import Path
 
 from . import atomic
-from .tables import accuracy_rows, hardware_rows
+from .tables import accuracy_rows, hardware_rows, hardware_vs_paper_rows
 
 
 
@@ -100,6 +101,39 @@ def hardware(root: Path, out: Path, baseline: str) -> None:
     plt.close(fig)
 
 
+PAPER_PROFILES = ("poster", "dac24", "default28", "ant_compat")
+
+
+def hardware_vs_paper(out: Path, rows: list[dict] | None = None) -> None:
+    """Three panels: TOPS/mm² of the poster's chart and PE-type ablation (poster vs dac24), and the
+    normalised latency / energy of ResNet-50 and ViT-B/16 per design (poster and each profile)."""
+    import matplotlib.pyplot as plt
+
+    rows = hardware_vs_paper_rows() if rows is None else rows
+    density = [r for r in rows if r["metric"] == "TOPS/mm2"]
+    work = [r for r in rows if r["metric"] != "TOPS/mm2"]
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.2), gridspec_kw={"width_ratios": [1.1, 1, 1]})
+    x = range(len(density))
+    for j, key in enumerate(("poster", "dac24")):
+        axes[0].bar([i + (j - 0.5) * 0.4 for i in x], [r[key] or 0 for r in density], 0.4, label=key, color=f"C{j}")
+    axes[0].set_xticks(list(x), [r["design"] for r in density], rotation=45, ha="right", fontsize=7)
+    axes[0].set_ylabel("TOPS/mm² (compute area)")
+    axes[0].set_title("compute density: chart and PE-type ablation", fontsize=9)
+    axes[0].legend(fontsize=7)
+    for ax, metric in zip(axes[1:], ("latency vs adafloat", "energy vs adafloat")):
+        mr = [r for r in work if r["metric"] == metric and r["design"] != "adafloat"]
+        x = range(len(mr))
+        width = 0.8 / len(PAPER_PROFILES)
+        for j, key in enumerate(PAPER_PROFILES):
+            ax.bar([i + (j - (len(PAPER_PROFILES) - 1) / 2) * width for i in x], [r[key] or 0 for r in mr], width,
+                   label=key, color=f"C{j}")
+        ax.set_xticks(list(x), [f"{r['model']}\n{r['design']}" for r in mr], fontsize=7)
+        ax.set_title(f"{metric.split()[0]} normalised to AdaptivFloat", fontsize=9)
+        ax.legend(fontsize=7)
+    _save(fig, out / "hardware_vs_paper.png")
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     import matplotlib
 
@@ -112,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     accuracy_vs_bits(a.results, out)
     bit_allocation(a.results, out)
     hardware(a.results, out, a.hw_baseline)
+    hardware_vs_paper(out)
     return 0
 
 

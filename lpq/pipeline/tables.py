@@ -1,6 +1,7 @@
 """`python -m lpq.pipeline.tables results/<experiment>`: summary (main table: model x budget, `LPQ / uniform`
-top-1 per family), accuracy (with the std over seeds), compression, hardware, search (fitness, evaluations, wall time)
-and paired (LPQ-searched LP against each searched baseline and
+top-1 per family), accuracy (with the std over seeds), compression, hardware, hardware_vs_paper (the DAC'24 poster's
+hardware numbers next to the dac24 / default28 / ant_compat profiles; computed by hwmodel, no result files needed),
+search (fitness, evaluations, wall time) and paired (LPQ-searched LP against each searched baseline and
 uniform LP on the same images: exact McNemar) tables as Markdown, CSV and LaTeX, built from the result files only
 (PIPELINE §3.8). Seeds are averaged (mean, with their count) except in `paired`, which is per seed."""
 from __future__ import annotations
@@ -109,6 +110,14 @@ def hardware_rows(root: Path, baseline: str) -> list[dict]:
     return rows
 
 
+def hardware_vs_paper_rows(batch: int = 64) -> list[dict]:
+    """Per model x design x metric: the poster's value, the dac24, default28 and ant_compat values and
+    dac24 / poster (hwmodel.paper; the workloads are the ANT artifact's ResNet-50 and ViT-B/16 lists)."""
+    from hwmodel.paper import comparison_rows
+
+    return comparison_rows(batch)
+
+
 def paired_rows(root: Path, searched: str = "lp") -> list[dict]:
     """LPQ-searched `searched` (LP) against every other searched family and against uniform LP, on the same images,
     per model x budget x seed: discordant counts and the exact McNemar p (`lpq compare`)."""
@@ -167,7 +176,8 @@ def write_table(out_dir: Path, name: str, rows: list[dict]) -> None:
 def build(root: Path, baseline: str = "ant") -> dict[str, list[dict]]:
     acc = accuracy_rows(root)
     tables = {"summary": summary_rows(acc), "accuracy": acc, "compression": compression_rows(acc),
-              "hardware": hardware_rows(root, baseline), "paired": paired_rows(root), "search": search_rows(root)}
+              "hardware": hardware_rows(root, baseline),
+              "hardware_vs_paper": hardware_vs_paper_rows(), "paired": paired_rows(root), "search": search_rows(root)}
     out = root / "tables"
     for name, rows in tables.items():
         write_table(out, name, rows)

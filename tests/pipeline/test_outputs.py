@@ -45,7 +45,7 @@ def test_hardware_rows_normalised_to_baseline(fake_results):
 
 def test_build_writes_md_csv_tex(fake_results):
     tables.build(fake_results, "ant")
-    for name in ("summary", "accuracy", "compression", "hardware", "paired", "search"):
+    for name in ("summary", "accuracy", "compression", "hardware", "hardware_vs_paper", "paired", "search"):
         for ext in ("md", "csv", "tex"):
             assert (fake_results / "tables" / f"{name}.{ext}").stat().st_size > 0
     with open(fake_results / "tables" / "accuracy.csv") as f:
@@ -56,7 +56,7 @@ def test_build_writes_md_csv_tex(fake_results):
 
 def test_figures_written(fake_results):
     assert figures.main([str(fake_results), "--hw-baseline", "ant"]) == 0
-    for name in ("accuracy_vs_bits", "bit_allocation", "hardware"):
+    for name in ("accuracy_vs_bits", "bit_allocation", "hardware", "hardware_vs_paper"):
         assert (fake_results / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
 
 

@@ -122,8 +122,8 @@ def hw_targets():
     return [res(f"hw/{p.profile}/{p.model}/{p.design}/{p.wa}/s{p.seed}/summary.json") for p in GRID.hw_points()]
 
 
-TABLE_NAMES = ["summary", "accuracy", "compression", "hardware", "paired", "search"]
-FIGURE_NAMES = ["accuracy_vs_bits", "bit_allocation", "hardware"]
+TABLE_NAMES = ["summary", "accuracy", "compression", "hardware", "hardware_vs_paper", "paired", "search"]
+FIGURE_NAMES = ["accuracy_vs_bits", "bit_allocation", "hardware", "hardware_vs_paper"]
 
 
 def histogram_targets():
