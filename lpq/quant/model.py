@@ -90,6 +90,7 @@ class QuantModel(nn.Module):
         self._group: list[dict] | None = None  # group mode: one quantizer set per batch chunk
         self._fp_biases: dict[str, torch.Tensor | None] = {}
         self._input_means: dict[str, torch.Tensor] | None = None  # bias correction off when None
+        self._input_samples: dict[str, torch.Tensor] | None = None  # input-aware bias correction when set
         self._bias_cache: dict = {}
         names = {n for n, _ in model.named_modules()}
         unknown = self.skip - names - {n + s for n in names for s in (".qk", ".av")}
@@ -182,10 +183,13 @@ class QuantModel(nn.Module):
             if unit.kind in ("qk", "av"):
                 self._mm_q[unit.name] = (aq, wq)
                 continue
+            layer = self._layers[unit.name]
             if unit.name not in old_w or old_w[unit.name] != wq:  # weights change only when their quantizer does
-                layer = self._layers[unit.name]
                 layer.weight.copy_(self._quantized_weight(unit.name, wq))
-                bias = self.bias_for(unit.name, wq)
+                if not self.bias_correction and self._fp_biases.get(unit.name) is not None:
+                    layer.bias.copy_(self._fp_biases[unit.name])
+            if self.bias_correction:  # the bias follows wq (and aq, input-aware): cached, cheap
+                bias = self.bias_for(unit.name, wq, aq)
                 if bias is not None:
                     layer.bias.copy_(bias)
             self._w_q[unit.name], self._a_q[unit.name] = wq, aq
@@ -219,7 +223,7 @@ class QuantModel(nn.Module):
             if aq is not None:
                 chunk = aq(chunk)
             weight = self._quantized_weight(name, wq)
-            bias = self.bias_for(name, wq)
+            bias = self.bias_for(name, wq, aq)
             bias = module.bias if bias is None else bias
             if isinstance(module, nn.Conv2d):
                 out.append(module._conv_forward(chunk, weight, bias))
@@ -247,10 +251,13 @@ class QuantModel(nn.Module):
 
     # ---- bias correction ----------------------------------------------------------------------
     @torch.no_grad()
-    def set_bias_correction(self, input_means: dict[str, torch.Tensor] | None) -> None:
+    def set_bias_correction(self, input_means: dict[str, torch.Tensor] | None,
+                            input_samples: dict[str, torch.Tensor] | None = None) -> None:
         """Turn bias correction on with the per-input-channel means of each conv/linear's FP input (from
-        `lpq.quant.bias_correction.input_channel_means`), or off with None. Layers without a bias get a zero one.
-        Weights and biases are re-applied at the next `set_quantizers`."""
+        `lpq.quant.bias_correction.input_channel_stats`), or off with None. With `input_samples` ({layer: [C, S]
+        FP input vectors}) the correction is input-aware: it also removes the mean shift the layer's activation
+        quantizer causes. Layers without a bias get a zero one. Weights and biases are re-applied at the next
+        `set_quantizers`."""
         if input_means is not None:
             unknown = set(input_means) - set(self._layers)
             if unknown:
@@ -262,7 +269,11 @@ class QuantModel(nn.Module):
                                                           device=layer.weight.device), requires_grad=False)
                     self._fp_biases[name] = layer.bias.detach().clone()
             input_means = {k: v.detach().to(self._layers[k].weight) for k, v in input_means.items()}
+            if input_samples is not None:
+                input_samples = {k: v.detach().to(self._layers[k].weight) for k, v in input_samples.items()
+                                 if k in input_means}
         self._input_means = input_means
+        self._input_samples = input_samples if input_means is not None else None
         self._bias_cache.clear()
         for name, layer in self._layers.items():  # back to FP weights and biases; set_quantizers re-applies
             layer.weight.copy_(self._fp_weights[name])
@@ -274,18 +285,34 @@ class QuantModel(nn.Module):
     def bias_correction(self) -> bool:
         return self._input_means is not None
 
+    def _quantized_input_mean(self, name: str, aq: Quantizer | None) -> torch.Tensor:
+        """E[aq(x)] per input channel: the exact FP mean plus the shift aq causes on the stored samples (the
+        samples' own mean is subtracted, so aq = identity gives the exact mean back)."""
+        mean = self._input_means[name]
+        samples = (self._input_samples or {}).get(name)
+        if aq is None or samples is None:
+            return mean
+        return mean + (aq(samples) - samples).mean(1)
+
     @torch.no_grad()
-    def bias_for(self, name: str, wq: Quantizer | None) -> torch.Tensor | None:
-        """The bias `name` runs with under weight quantizer `wq`: the FP bias, corrected by −(W_q − W)·E[x] when
-        bias correction is on (None for a layer without a bias and correction off)."""
+    def bias_for(self, name: str, wq: Quantizer | None, aq: Quantizer | None = None) -> torch.Tensor | None:
+        """The bias `name` runs with under quantizers (wq, aq): the FP bias, corrected when bias correction is on by
+        −(W_q·E[x] − W·E[x]) (weights), or −(W_q·E[aq(x)] − W·E[x]) (input-aware); None for a layer without a bias
+        and correction off."""
         fp = self._fp_biases.get(name)
-        if wq is None or self._input_means is None or name not in self._input_means:
+        if self._input_means is None or name not in self._input_means:
             return fp
-        key = (name, wq)
+        aware = self._input_samples is not None and name in self._input_samples
+        aq = aq if aware else None
+        if wq is None and aq is None:
+            return fp
+        key = (name, wq, aq)
         hit = self._bias_cache.get(key)
         if hit is None:
-            hit = fp - weight_shift(self._layers[name], self._quantized_weight(name, wq) - self._fp_weights[name],
-                                    self._input_means[name])
+            layer, mean = self._layers[name], self._input_means[name]
+            shift = weight_shift(layer, self._quantized_weight(name, wq), self._quantized_input_mean(name, aq)) \
+                - weight_shift(layer, self._fp_weights[name], mean)
+            hit = fp - shift
             self._bias_cache[key] = hit
         return hit
 
@@ -294,8 +321,9 @@ class QuantModel(nn.Module):
 
 
 def weight_shift(layer: nn.Module, delta_w: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
-    """Per output channel, the expected output change (ΔW)·E[x] of a conv or linear layer whose input has the
-    per-channel mean `mean` (spatially uniform input: zero padding at the borders is not modelled)."""
+    """Per output channel, the contraction (ΔW)·E[x] of a conv or linear layer's weight (or weight change) with the
+    per-channel input mean `mean`: its expected output (change), for a spatially uniform input (zero padding at the
+    borders is not modelled)."""
     if isinstance(layer, nn.Conv2d):
         groups = layer.groups
         out_c, in_g = delta_w.shape[:2]

@@ -13,6 +13,7 @@ from ..pipeline.compare import PREDICTION_COLUMNS, PREDICTIONS
 from ..quant.model import QuantModel
 from ..quant.ptq import average_bits, make_loader, uniform_qconfig
 from ..quant.qconfig import QConfig
+from ..quant.bias_correction import mode_of
 from .from_config import apply_bias_correction, build_quant_model
 from .steps import activation_statistics, is_none, top1
 
@@ -33,10 +34,12 @@ def resolve_qconfig(cfg, data, qm: QuantModel) -> tuple[QConfig, dict]:
     if q.get("config"):
         qc = QConfig.load(q.config)
         labels = {"qconfig": str(q.config)}
-        correct = bool(q.get("bias_correction")) or bool((qc.extra or {}).get("bias_correction"))
-        if correct:
-            apply_bias_correction(True, qm, calib_batches(), cfg.device)
-            labels.update(bias_correction=True, calib_samples=len(calib_ids))
+        mode = mode_of(q.get("bias_correction"))
+        if mode == "off":  # a qconfig searched with bias correction records its mode
+            mode = mode_of((qc.extra or {}).get("bias_correction", "off"))
+        if mode != "off":
+            apply_bias_correction(mode, qm, calib_batches(), cfg.device, int(cfg.calib.seed))
+            labels.update(bias_correction=mode, calib_samples=len(calib_ids))
         return qc, labels
     w_fmt, a_fmt = str(q.w_format), str(q.a_format)
     labels = {"w_format": w_fmt, "a_format": a_fmt}
@@ -46,9 +49,9 @@ def resolve_qconfig(cfg, data, qm: QuantModel) -> tuple[QConfig, dict]:
     stats = activation_statistics(qm, batches, int(cfg.calib.subsample), int(cfg.calib.seed), cfg.device)
     qc = uniform_qconfig(qm, stats, w_fmt, a_fmt, bool(q.per_channel), int(cfg.calib.seed))
     labels["calib_samples"] = len(calib_ids)
-    if q.get("bias_correction"):
-        apply_bias_correction(True, qm, batches, cfg.device)
-        labels["bias_correction"] = True
+    mode = apply_bias_correction(q.get("bias_correction"), qm, batches, cfg.device, int(cfg.calib.seed))
+    if mode != "off":
+        labels["bias_correction"] = mode
     return qc, labels
 
 

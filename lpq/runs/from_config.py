@@ -10,7 +10,7 @@ import torch
 from ..data import build_data, calibration_subset, resolve_data_cfg
 from ..models import build_model
 from ..quant import calib_cache
-from ..quant.bias_correction import input_channel_means
+from ..quant import bias_correction
 from ..quant.model import QuantModel
 from .steps import Statistics, activation_statistics, calibration_batches, prepare
 
@@ -47,10 +47,10 @@ def search_statistics(cfg, qm: QuantModel, model_name: str, batches: list[torch.
     return key, activation_statistics(qm, batches, int(cfg.calib.subsample), int(cfg.calib.seed), cfg.device)
 
 
-def apply_bias_correction(enabled: bool, qm: QuantModel, batches: list[torch.Tensor], device: str = "cpu") -> bool:
-    """Bias correction on (means of every layer's FP input over `batches`) or off; returns `enabled`."""
-    qm.set_bias_correction(input_channel_means(qm, batches, device) if enabled else None)
-    if enabled:
-        log.info("bias correction on: input means of %d layers over %d calibration batches",
-                 len(qm._input_means or {}), len(batches))
-    return bool(enabled)
+def apply_bias_correction(value, qm: QuantModel, batches: list[torch.Tensor], device: str = "cpu",
+                          seed: int = 0) -> str:
+    """quant.bias_correction (false | true = weights | inputs) on `qm` from the calibration batches; the mode."""
+    mode = bias_correction.enable(qm, bias_correction.mode_of(value), batches, seed, device)
+    if mode != "off":
+        log.info("bias correction (%s) from %d calibration batches", mode, len(batches))
+    return mode

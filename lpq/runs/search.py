@@ -73,7 +73,7 @@ def run_search(cfg, out_dir: Path) -> dict:
     data, loaded, qm = build_quant_model(cfg)
     batches, calib_ids = config_calibration_batches(cfg, data)
     _, stats = search_statistics(cfg, qm, loaded.name, batches, calib_ids)  # from calib.cache when set
-    bias_correction = apply_bias_correction(bool(cfg.quant.get("bias_correction")), qm, batches, cfg.device)
+    bias_mode = apply_bias_correction(cfg.quant.get("bias_correction"), qm, batches, cfg.device, int(cfg.calib.seed))
     fit_settings = FitnessSettings(objective=str(s.objective), tau=float(s.tau),
                                    lam=0.0 if s.objective == "global_only" else float(s.lam),
                                    pooling=str(cfg.calib.pooling), prefix_reuse=bool(s.prefix_reuse),
@@ -87,7 +87,7 @@ def run_search(cfg, out_dir: Path) -> dict:
              len(lpq.sides), evaluator.seg.taps, len(batches), len(batches[0]))
     digest = lpq.digest({"model": loaded.name, "weights": loaded.weights_source, "calib_ids": calib_ids,
                          "taps": evaluator.seg.taps, "per_channel": lpq.per_channel,
-                         **({"bias_correction": True} if bias_correction else {}),
+                         **({"bias_correction": bias_mode} if bias_mode != "off" else {}),
                          "fitness": {k: v for k, v in vars(fit_settings).items() if not k.startswith("prefix_")}})
     if s.name == "none":
         best = lpq.uniform()
@@ -95,7 +95,7 @@ def run_search(cfg, out_dir: Path) -> dict:
         lpq._record(lpq.fitness_of([best]), start)
     else:
         best = lpq.run(out_dir / ".ckpt" / "search.json", resume=bool(s.resume), digest=digest)
-    return _write_outputs(cfg, out_dir, qm, lpq, best, evaluator, loaded, start, digest)
+    return _write_outputs(cfg, out_dir, qm, lpq, best, evaluator, loaded, start, digest, bias_mode)
 
 
 def prepare_search(qm, batches: list[torch.Tensor], stats: dict, family: Family, settings: GASettings,
@@ -130,10 +130,11 @@ def best_qconfig(lpq: LPQSearch, best, extra: dict | None = None) -> QConfig:
     return QConfig(layers, {**head, "search_format": lpq.family.name, **extra})
 
 
-def _write_outputs(cfg, out_dir, qm, lpq: LPQSearch, best, evaluator, loaded, start, digest: str = "") -> dict:
+def _write_outputs(cfg, out_dir, qm, lpq: LPQSearch, best, evaluator, loaded, start, digest: str = "",
+                   bias_mode: str = "off") -> dict:
     from omegaconf import OmegaConf
 
-    bc = {"bias_correction": True} if qm.bias_correction else {}
+    bc = {"bias_correction": bias_mode} if bias_mode != "off" else {}
     qc = best_qconfig(lpq, best, {"model": loaded.name, "source": "lpq search", **bc})
     qc.save(out_dir / "qconfig.json")
     rows = [[h["generation"], h["best_fitness"], h["mean_fitness"], h["avg_w_bits"], h["avg_a_bits"], h["evaluations"],
@@ -149,7 +150,7 @@ def _write_outputs(cfg, out_dir, qm, lpq: LPQSearch, best, evaluator, loaded, st
     other_params = sum(p.numel() for p in qm.model.parameters()) - sum(u.weight_numel for u in qm.units)
     report = {
         "model": loaded.name, "family": lpq.family.name, "search": str(cfg.search.name), "per_channel": lpq.per_channel,
-        "bias_correction": qm.bias_correction,
+        "bias_correction": bias_mode,
         "targets": {"w_bits": lpq.s.w_bits, "a_bits": lpq.s.a_bits, "mode": lpq.s.mode},
         "settings": {k: v for k, v in vars(lpq.s).items()}, "bits": list(lpq.family.bits), "seed": int(cfg.seed),
         "search_config": OmegaConf.to_container(cfg.search, resolve=True),

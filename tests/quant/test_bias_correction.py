@@ -113,3 +113,24 @@ def test_switching_off_restores_fp_biases_and_weights():
     assert torch.equal(qm(batches[0]).detach(), fp_out)
     for n in ("c1", "fc"):
         assert torch.equal(qm._layers[n].bias, fp_bias[n])
+
+
+def test_input_aware_correction_removes_the_activation_quantizers_mean_shift():
+    from lpq.quant.bias_correction import input_channel_stats, mode_of
+
+    qm, batches, _ = _setup(3)
+    aq = make_quantizer("lp<4,1,2,0>")
+    quantizers = {u.name: (make_quantizer("int<3>@2"), aq) for u in qm.units}
+    means, samples = input_channel_stats(qm, batches, samples=10**6)  # every position: the sample mean is exact
+    assert samples["fc"].shape == (8, 48) and samples["c1"].shape[0] == 3
+    fp_io = _layer_io(qm, batches)
+    shift = {}
+    for aware in (False, True):
+        qm.set_bias_correction(means, samples if aware else None)
+        qm.set_quantizers(quantizers)
+        layer = qm._layers["fc"]
+        with torch.no_grad():
+            err = torch.cat([layer(aq(x)) - y for x, y in fp_io["fc"]], 0)
+        shift[aware] = err.mean(0).abs().max().item()
+    assert shift[True] < 1e-4 < shift[False]
+    assert [mode_of(v) for v in (False, True, "weights", "inputs", "none")] == ["off", "weights", "weights", "inputs", "off"]
