@@ -287,6 +287,12 @@ def _job_models(dry_run_text: str) -> list[tuple[str, str | None]]:
     return jobs
 
 
+def _default_sigint() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 @pytest.mark.isolated  # its own pytest process (see the README: a single SIGINT was once swallowed)
 def test_workflow_kill_resume_and_targeted_rerun(tmp_path):
@@ -312,8 +318,12 @@ def test_workflow_kill_resume_and_targeted_rerun(tmp_path):
         shutil.rmtree(tmp_path / ".snakemake", ignore_errors=True)
         log_file = tmp_path / f"interrupted-{attempt}.log"
         with open(log_file, "w") as log_out:
+            # SIGINT back to its default before exec: a process started in the background of a non-interactive
+            # shell (`make test &`, some CI runners) inherits SIGINT as ignored, and Python then never raises
+            # KeyboardInterrupt (seen: the workflow ran to completion through 40 SIGINTs)
             proc = subprocess.Popen([SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), *args], cwd=REPO, env=e,
-                                    stdout=log_out, stderr=subprocess.STDOUT, start_new_session=True)
+                                    stdout=log_out, stderr=subprocess.STDOUT, start_new_session=True,
+                                    preexec_fn=_default_sigint)
         # wait until Snakemake itself records the digits_cnn train job as finished ("Finished jobid: N"): an
         # output file can exist while its job still runs (the job writes env.json after model.pt)
         deadline = time.monotonic() + 600
