@@ -53,6 +53,43 @@ def _check_root(root: Any, key: str) -> Path:
     return path
 
 
+ROUNDING = ("torchvision", "round_floor")
+
+
+class ShorterSideResize:
+    """Resize so the shorter side is `size`; the longer side is round(long * size / short) (PIL
+    interpolation), as Keras-era ImageNet pipelines do (data.rounding=round_floor)."""
+
+    def __init__(self, size: int, interpolation: str):
+        from PIL import Image
+
+        self.size = size
+        self.resample = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST,
+                         "lanczos": Image.LANCZOS}[interpolation]
+
+    def __call__(self, img):
+        w, h = img.size
+        if w <= h:
+            new = (self.size, int(round(h * self.size / w)))
+        else:
+            new = (int(round(w * self.size / h)), self.size)
+        return img.resize(new, self.resample)
+
+
+class CenterCropFloor:
+    """The size x size crop with top-left corner (floor((w - size) / 2), floor((h - size) / 2))."""
+
+    def __init__(self, size: int):
+        self.size = size
+
+    def __call__(self, img):
+        w, h = img.size
+        if w < self.size or h < self.size:
+            raise ValueError(f"image of {w}x{h} pixels is smaller than data.crop={self.size}")
+        left, top = (w - self.size) // 2, (h - self.size) // 2
+        return img.crop((left, top, left + self.size, top + self.size))
+
+
 def _image_transform(cfg):
     from torchvision import transforms
     from torchvision.transforms import InterpolationMode
@@ -62,11 +99,17 @@ def _image_transform(cfg):
     interp = str(cfg.get("interpolation", "bilinear")).lower()
     if interp not in modes:
         raise ValueError(f"data.interpolation={interp!r} is invalid: need one of {', '.join(modes)}")
-    steps = []
+    rounding = str(cfg.get("rounding") or "torchvision")
+    if rounding not in ROUNDING:
+        raise ValueError(f"data.rounding={rounding!r} is invalid: need one of {', '.join(ROUNDING)}")
+    steps = []  # ImageFolder loads RGB (greyscale images become three equal channels)
     if cfg.get("resize") is not None:
-        steps.append(transforms.Resize(int(cfg.resize), interpolation=modes[interp]))
+        size = int(cfg.resize)
+        steps.append(ShorterSideResize(size, interp) if rounding == "round_floor"
+                     else transforms.Resize(size, interpolation=modes[interp]))
     if cfg.get("crop") is not None:
-        steps.append(transforms.CenterCrop(int(cfg.crop)))
+        crop = int(cfg.crop)
+        steps.append(CenterCropFloor(crop) if rounding == "round_floor" else transforms.CenterCrop(crop))
     steps += [transforms.ToTensor(), transforms.Normalize(list(cfg.mean), list(cfg.std))]
     return transforms.Compose(steps)
 
@@ -128,21 +171,45 @@ def folder_labels(classes: list[str], mode: str, key: str = "data.val_root") -> 
     return {c: index[c] for c in classes}, mode
 
 
+def _split_classes(ds, ids: list[str], every) -> tuple:
+    """(val, val_ids, calib, calib_ids): the class folders at sorted positions 0, K, 2K, ... become the
+    calibration pool, the others stay validation (data.split_every=K; class-disjoint by construction)."""
+    if isinstance(every, bool) or not isinstance(every, int) or every < 2:
+        raise ValueError(f"data.split_every={every!r} is invalid: need an integer >= 2 (every K-th class folder "
+                         f"becomes calibration data) or null")
+    if len(ds.classes) < every:
+        raise ValueError(f"data.split_every={every}: data.val_root has only {len(ds.classes)} class folders")
+    calib_classes = {c for i, c in enumerate(ds.classes) if i % every == 0}
+    folder_of = [ds.classes[ds.class_to_idx_folder[i]] for i in range(len(ds.samples))]
+    keep = [i for i, c in enumerate(folder_of) if c not in calib_classes]
+    take = [i for i, c in enumerate(folder_of) if c in calib_classes]
+    val = torch.utils.data.Subset(ds, keep)
+    val.targets = [ds.targets[i] for i in keep]
+    calib = torch.utils.data.Subset(ds, take)
+    return val, [ids[i] for i in keep], calib, [ids[i] for i in take]
+
+
 def _relabel(ds, mapping: dict[str, int]) -> None:
     """Give an ImageFolder dataset the class indices `mapping` (folder name -> index)."""
     ds.class_to_idx = dict(mapping)
+    ds.class_to_idx_folder = [i for _, i in ds.samples]  # sorted folder position of each sample
     ds.samples = [(path, mapping[ds.classes[i]]) for path, i in ds.samples]
     ds.imgs = ds.samples
     ds.targets = [label for _, label in ds.samples]
 
 
-PREPROCESS_KEYS = ("resize", "crop", "mean", "std", "interpolation")
+PREPROCESS_KEYS = ("resize", "crop", "mean", "std", "interpolation", "rounding")
 
 
 def model_preprocess(module) -> dict | None:
     """The evaluation preprocessing a timm model's pretrained weights expect, from its `pretrained_cfg` (resolved
     offline by timm.data.resolve_data_config; the default tag's settings, e.g. ViT-B/16 augreg: mean/std 0.5,
-    crop 0.9, bicubic). Resize = floor(crop / crop_pct) as in timm's eval transform. None for non-timm models."""
+    crop 0.9, bicubic). Resize = floor(crop / crop_pct) as in timm's eval transform. A model that carries its own
+    `lpq_preprocess` dict (the model config's `preprocess` block, e.g. model=mobilenet_v1_025_tfjs) gives that.
+    None for other models."""
+    own = getattr(module, "lpq_preprocess", None)
+    if own:
+        return {k: (list(v) if k in ("mean", "std") else v) for k, v in dict(own).items() if k in PREPROCESS_KEYS}
     if not getattr(module, "pretrained_cfg", None):
         return None
     from timm.data import resolve_data_config
@@ -171,9 +238,11 @@ def resolve_data_cfg(cfg, module):
     found = model_preprocess(module) if mode == "model" else None
     if found:
         data.update(found)
-    data["preprocess_source"] = "model.pretrained_cfg" if found else "data config"
-    log.info("image preprocessing (%s): resize %s, crop %s, %s, mean %s, std %s", data["preprocess_source"],
-             data.get("resize"), data.get("crop"), data.get("interpolation"), data.get("mean"), data.get("std"))
+    data["preprocess_source"] = ("model.preprocess" if getattr(module, "lpq_preprocess", None) else
+                                 "model.pretrained_cfg") if found else "data config"
+    log.info("image preprocessing (%s): resize %s, crop %s, %s, rounding %s, mean %s, std %s", data["preprocess_source"],
+             data.get("resize"), data.get("crop"), data.get("interpolation"), data.get("rounding") or "torchvision",
+             data.get("mean"), data.get("std"))
     return OmegaConf.create(data)
 
 
@@ -185,19 +254,30 @@ def build_data(cfg) -> EvalData:
         return EvalData(val, calib, val.ids, calib.ids, 10, "embedded:sklearn-digits")
     if kind == "imagefolder":
         val_root = _check_root(cfg.get("val_root"), "data.val_root")
-        calib_root = _check_root(cfg.get("calib_root"), "data.calib_root")
+        every = cfg.get("split_every")
         transform = _image_transform(cfg)
         val, val_ids = _image_folder(val_root, transform)
         mapping, label_mode = folder_labels(list(val.classes), str(cfg.get("labels", "auto")))
         _relabel(val, mapping)
         log.info("validation labels: data.labels=%s -> %s (%d class folders)", cfg.get("labels", "auto"), label_mode,
                  len(val.classes))
-        calib, calib_ids = _image_folder(calib_root, transform)  # calibration labels are never read
-        if val.classes != calib.classes:
-            log.warning("data.calib_root and data.val_root have different class folders (labels are never read for calibration)")
+        n_classes = len(val.classes)
+        if every is not None:
+            if cfg.get("calib_root") not in (None, "", "???"):
+                raise ValueError(f"data.split_every={every} takes the calibration pool from data.val_root: "
+                                 f"leave data.calib_root unset (it is {cfg.get('calib_root')})")
+            val, val_ids, calib, calib_ids = _split_classes(val, val_ids, every)
+            n_classes = len(set(val.targets))
+            log.info("data.split_every=%s: %d calibration images from every %s-th class folder, %d validation images "
+                     "from the other folders (class-disjoint)", every, len(calib_ids), every, len(val_ids))
+        else:
+            calib_root = _check_root(cfg.get("calib_root"), "data.calib_root")
+            calib, calib_ids = _image_folder(calib_root, transform)  # calibration labels are never read
+            if val.classes != calib.classes:
+                log.warning("data.calib_root and data.val_root have different class folders (labels are never read for calibration)")
         applied = {k: list(cfg.get(k)) if k in ("mean", "std") else cfg.get(k) for k in PREPROCESS_KEYS}
         applied["preprocess_source"] = cfg.get("preprocess_source", "data config")
-        return EvalData(val, calib, val_ids, calib_ids, len(val.classes), f"imagefolder:{val_root}", applied,
+        return EvalData(val, calib, val_ids, calib_ids, n_classes, f"imagefolder:{val_root}", applied,
                         label_mode)
     if kind == "cifar10":
         from .cifar10 import build_cifar10

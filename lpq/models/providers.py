@@ -194,6 +194,24 @@ def _python_entry(cfg) -> LoadedModel:
                        tuple(size) if size else None)
 
 
+def _tfjs(cfg) -> LoadedModel:
+    from .tfjs_layers import build, model_json_path
+
+    ckpt = cfg.get("checkpoint")
+    if ckpt in (None, "", "???"):
+        raise ValueError("model=tfjs needs model.checkpoint=PATH: a TensorFlow.js layers model.json, or the folder "
+                         "holding it with its groupN-shard1ofM weight files (random weights are never used)")
+    path = model_json_path(ckpt)
+    module, input_size, _ = build(path)
+    pre = cfg.get("preprocess")
+    if pre:
+        from omegaconf import OmegaConf
+
+        module.lpq_preprocess = OmegaConf.to_container(pre, resolve=True) if OmegaConf.is_config(pre) else dict(pre)
+    name = str(cfg.get("name") or path.parent.name)
+    return LoadedModel(module, name, f"tfjs:{path}", input_size)
+
+
 def build_model(cfg) -> LoadedModel:
     """The model named by the `model` config group, weights loaded, in eval mode."""
     kind = cfg.get("kind")
@@ -207,4 +225,6 @@ def build_model(cfg) -> LoadedModel:
         return _python_entry(cfg)
     if kind == "cifar_resnet":
         return _cifar_resnet(cfg)
-    raise ValueError(f"model.kind={kind!r} is invalid: need embedded, timm, cifar_resnet or python")
+    if kind == "tfjs":
+        return _tfjs(cfg)
+    raise ValueError(f"model.kind={kind!r} is invalid: need embedded, timm, cifar_resnet, tfjs or python")

@@ -82,6 +82,11 @@ def fold_batchnorm(model: nn.Module) -> list[tuple[str, str]]:
             conv.bias = nn.Parameter(new_bias.to(conv.weight.dtype))
         else:
             conv.bias.copy_(new_bias)
+        # The folded channel's pre-activation distribution on the training data: mean beta, std
+        # |gamma|·sqrt(var/(var+eps)) (a channel with var << eps is nearly constant). Read by
+        # quant.equalize's bias absorption (DFQ, Nagel et al. 2019 §4.2), which needs no data.
+        conv.lpq_preact = (beta.detach().clone().float(),
+                           (gamma.abs() * torch.sqrt(bn.running_var / (bn.running_var + bn.eps))).detach().clone().float())
         replacement: nn.Module = nn.Identity()
         act = getattr(bn, "act", None)  # timm BatchNormAct2d = BN + (drop) + activation
         if isinstance(act, nn.Module):

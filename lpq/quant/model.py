@@ -92,6 +92,7 @@ class QuantModel(nn.Module):
         self._input_means: dict[str, torch.Tensor] | None = None  # bias correction off when None
         self._input_samples: dict[str, torch.Tensor] | None = None  # input-aware bias correction when set
         self._bias_cache: dict = {}
+        self.equalize_summary: dict | None = None  # set by lpq.runs.steps.prepare(equalize=True)
         names = {n for n, _ in model.named_modules()}
         unknown = self.skip - names - {n + s for n in names for s in (".qk", ".av")}
         if unknown:

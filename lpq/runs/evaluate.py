@@ -14,7 +14,7 @@ from ..quant.model import QuantModel
 from ..quant.ptq import average_bits, make_loader, uniform_qconfig
 from ..quant.qconfig import QConfig
 from ..quant.bias_correction import mode_of
-from .from_config import apply_bias_correction, build_quant_model
+from .from_config import apply_bias_correction, build_quant_model, equalize_labels
 from .steps import activation_statistics, is_none, top1
 
 log = logging.getLogger("lpq")
@@ -33,7 +33,7 @@ def resolve_qconfig(cfg, data, qm: QuantModel) -> tuple[QConfig, dict]:
 
     if q.get("config"):
         qc = QConfig.load(q.config)
-        labels = {"qconfig": str(q.config)}
+        labels = {"qconfig": str(q.config), **equalize_labels(qm)}
         mode = mode_of(q.get("bias_correction"))
         if mode == "off":  # a qconfig searched with bias correction records its mode
             mode = mode_of((qc.extra or {}).get("bias_correction", "off"))
@@ -42,7 +42,7 @@ def resolve_qconfig(cfg, data, qm: QuantModel) -> tuple[QConfig, dict]:
             labels.update(bias_correction=mode, calib_samples=len(calib_ids))
         return qc, labels
     w_fmt, a_fmt = str(q.w_format), str(q.a_format)
-    labels = {"w_format": w_fmt, "a_format": a_fmt}
+    labels = {"w_format": w_fmt, "a_format": a_fmt, **equalize_labels(qm)}
     if is_none(w_fmt) and is_none(a_fmt):
         return QConfig({}), labels
     batches = calib_batches()
@@ -68,6 +68,7 @@ def run_evaluate(cfg, out_dir: Path) -> dict:
         "quantized_layers": len(qc.layers), "weights_source": loaded.weights_source, "data_source": data.source,
         **({"preprocess": data.preprocess} if data.preprocess else {}),
         **({"labels": data.labels} if data.labels else {}),
+        **({"equalization": qm.equalize_summary} if qm.equalize_summary else {}),
         "eval_seconds": round(result["eval_seconds"], 3), "seconds": round(time.perf_counter() - start, 3),
     }
     qc.extra = {"model": loaded.name, **{k: v for k, v in labels.items() if k != "qconfig"}}

@@ -23,7 +23,8 @@ def build_quant_model(cfg):
     data = build_data(resolve_data_cfg(cfg.data, loaded.module))
     example = data.calib[0][0].unsqueeze(0)  # never read an evaluation image in lpq search (LPQ §6)
     qm = prepare(loaded.module, example, skip=tuple(cfg.quant.skip), attention_matmuls=bool(cfg.quant.attention_matmuls),
-                 device=cfg.device)
+                 device=cfg.device, equalize=equalize_of(cfg), absorb_sigmas=absorb_sigmas_of(cfg),
+                 equalize_rule=equalize_rule_of(cfg))
     return data, loaded, qm
 
 
@@ -54,3 +55,61 @@ def apply_bias_correction(value, qm: QuantModel, batches: list[torch.Tensor], de
     if mode != "off":
         log.info("bias correction (%s) from %d calibration batches", mode, len(batches))
     return mode
+
+
+EQUALIZE = (False, True, "absorb")
+
+
+def _recorded(cfg, key: str):
+    """`key` as recorded in the quant.config qconfig (None when there is none or it lacks the key)."""
+    if not cfg.quant.get("config"):
+        return None
+    import json
+    from pathlib import Path
+
+    path = Path(str(cfg.quant.config))
+    try:
+        return json.loads(path.read_text()).get(key) if path.is_file() else None
+    except (json.JSONDecodeError, AttributeError):
+        return None  # QConfig.load reports the file's problem
+
+
+def equalize_of(cfg) -> bool | str:
+    """quant.equalize (false | true | absorb), or the mode a quant.config qconfig was made with (its per-layer
+    formats fit the equalized weights only)."""
+    value = cfg.quant.get("equalize", False)
+    if value not in EQUALIZE or (value != "absorb" and not isinstance(value, bool)):
+        raise ValueError(f"quant.equalize={value!r} is invalid: need false, true (cross-layer equalization + bias "
+                         f"absorption) or absorb (bias absorption only)")
+    if value is False:
+        value = _recorded(cfg, "equalize") or False
+    return value
+
+
+def equalize_rule_of(cfg) -> str:
+    recorded = _recorded(cfg, "equalize_rule") if cfg.quant.get("equalize", False) is False else None
+    return str(recorded or cfg.quant.get("equalize_rule", "joint"))
+
+
+def absorb_sigmas_of(cfg) -> float:
+    recorded = _recorded(cfg, "absorb_sigmas") if cfg.quant.get("equalize", False) is False else None
+    value = recorded if recorded is not None else cfg.quant.get("absorb_sigmas", 0.0)
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        value = -1.0
+    if not value >= 0:
+        raise ValueError(f"quant.absorb_sigmas={cfg.quant.get('absorb_sigmas')!r} is invalid: need a number >= 0 "
+                         f"(0 centres each channel at its mean; DFQ uses 3)")
+    return value
+
+
+def equalize_labels(qm: QuantModel) -> dict:
+    """What a qconfig made on equalized weights records (lpq evaluate quant.config= re-applies it)."""
+    eq = qm.equalize_summary
+    if not eq:
+        return {}
+    out = {"equalize": True if eq["scaled"] else "absorb", "absorb_sigmas": eq["absorb_sigmas"]}
+    if eq["scaled"]:
+        out["equalize_rule"] = eq["rule"]
+    return out

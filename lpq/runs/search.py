@@ -15,7 +15,8 @@ from ..search.fitness import FitnessEvaluator, FitnessSettings
 from ..search.ga import GASettings, LPQSearch
 from ..search.genome import Family, Side, make_family
 from ..search.runner import SegmentedModel, default_taps
-from .from_config import apply_bias_correction, build_quant_model, config_calibration_batches, search_statistics
+from .from_config import (apply_bias_correction, build_quant_model, config_calibration_batches, equalize_labels,
+                          search_statistics)
 
 log = logging.getLogger("lpq")
 
@@ -88,6 +89,7 @@ def run_search(cfg, out_dir: Path) -> dict:
     digest = lpq.digest({"model": loaded.name, "weights": loaded.weights_source, "calib_ids": calib_ids,
                          "taps": evaluator.seg.taps, "per_channel": lpq.per_channel,
                          **({"bias_correction": bias_mode} if bias_mode != "off" else {}),
+                         **equalize_labels(qm),
                          "fitness": {k: v for k, v in vars(fit_settings).items() if not k.startswith("prefix_")}})
     if s.name == "none":
         best = lpq.uniform()
@@ -135,6 +137,7 @@ def _write_outputs(cfg, out_dir, qm, lpq: LPQSearch, best, evaluator, loaded, st
     from omegaconf import OmegaConf
 
     bc = {"bias_correction": bias_mode} if bias_mode != "off" else {}
+    bc.update(equalize_labels(qm))
     qc = best_qconfig(lpq, best, {"model": loaded.name, "source": "lpq search", **bc})
     qc.save(out_dir / "qconfig.json")
     rows = [[h["generation"], h["best_fitness"], h["mean_fitness"], h["avg_w_bits"], h["avg_a_bits"], h["evaluations"],
@@ -150,7 +153,7 @@ def _write_outputs(cfg, out_dir, qm, lpq: LPQSearch, best, evaluator, loaded, st
     other_params = sum(p.numel() for p in qm.model.parameters()) - sum(u.weight_numel for u in qm.units)
     report = {
         "model": loaded.name, "family": lpq.family.name, "search": str(cfg.search.name), "per_channel": lpq.per_channel,
-        "bias_correction": bias_mode,
+        "bias_correction": bias_mode, "equalize": equalize_labels(qm).get("equalize", False),
         "targets": {"w_bits": lpq.s.w_bits, "a_bits": lpq.s.a_bits, "mode": lpq.s.mode},
         "settings": {k: v for k, v in vars(lpq.s).items()}, "bits": list(lpq.family.bits), "seed": int(cfg.seed),
         "search_config": OmegaConf.to_container(cfg.search, resolve=True),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..quant.equalize import equalize as equalize_layers
 from ..quant.fold import fold_batchnorm
 from ..quant.model import QuantModel
 from ..quant.ptq import collect_statistics, evaluate, make_loader
@@ -20,12 +21,18 @@ def is_none(value) -> bool:
 
 
 def prepare(module: torch.nn.Module, example: torch.Tensor, *, skip: tuple[str, ...] = (),
-            attention_matmuls: bool = True, device: str = "cpu") -> QuantModel:
-    """Fold BatchNorm into the preceding convs (in place) and wrap the module for fake quantization; `example` is one
+            attention_matmuls: bool = True, device: str = "cpu", equalize: bool | str = False,
+            absorb_sigmas: float = 0.0, equalize_rule: str = "joint") -> QuantModel:
+    """Fold BatchNorm into the preceding convs (in place), optionally equalize across layers and absorb biases
+    (equalize=True; "absorb": bias absorption only; exact in FP32: lpq.quant.equalize), and wrap the module for fake quantization; `example` is one
     input batch (a calibration image, never an evaluation image: LPQ §6) that traces the quantizable units."""
     model = module.to(device)
     fold_batchnorm(model)
-    return QuantModel(model, example.to(device), skip=tuple(skip), attention_matmuls=bool(attention_matmuls))
+    summary = (equalize_layers(model, scale=equalize != "absorb", sigmas=float(absorb_sigmas), rule=equalize_rule)
+               if equalize not in (False, None, "off") else None)
+    qm = QuantModel(model, example.to(device), skip=tuple(skip), attention_matmuls=bool(attention_matmuls))
+    qm.equalize_summary = summary
+    return qm
 
 
 def calibration_batches(dataset: torch.utils.data.Dataset, batch: int,

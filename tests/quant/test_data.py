@@ -307,3 +307,68 @@ def test_preprocess_bad_value(folders):
     val, calib, _ = folders
     with pytest.raises(ValueError, match="data.preprocess='auto' is invalid"):
         resolve_data_cfg(_cfg(val, calib, preprocess="auto"), torch.nn.Linear(2, 2))
+
+
+# ---- data.split_every and data.rounding ----------------------------------------------------------
+
+
+def test_split_every_takes_class_disjoint_calibration_from_the_validation_root(tmp_path):
+    """data.split_every=K: class folders 0, K, 2K, ... (sorted) are the calibration pool, the rest validation;
+    labels keep the ImageNet index of each WordNet-ID folder (the pack's imagenet_sample500 case)."""
+    from lpq.data.datasets import imagenet_wnids
+
+    wnids = list(imagenet_wnids()[0:20:2])  # 10 classes with even ImageNet index, like the pack
+    root = tmp_path / "sample"
+    _png_tree(root, {w: 1 + (i % 2) for i, w in enumerate(wnids)})
+    data = build_data(_cfg(root, None, split_every=5))
+    calib_classes = {p.split("/")[-2] for p in data.calib_ids}
+    val_classes = {p.split("/")[-2] for p in data.val_ids}
+    assert calib_classes == {wnids[0], wnids[5]} and not calib_classes & val_classes
+    assert len(data.calib_ids) + len(data.val_ids) == 15 and len(data.calib) == len(data.calib_ids)
+    assert data.num_classes == 8 and data.labels == "imagenet"
+    assert sorted(set(data.val.targets)) == [2 * i for i in (1, 2, 3, 4, 6, 7, 8, 9)]
+    assert [int(data.val[i][1]) for i in range(len(data.val))] == data.val.targets
+    subset, ids = calibration_subset(data, 3, seed=0)  # never overlaps validation
+    assert len(ids) == 3 and not set(ids) & set(data.val_ids)
+
+
+@pytest.mark.parametrize("value, match", [(1, "need an integer >= 2"), (True, "need an integer >= 2"),
+                                          (11, "has only 10 class folders")])
+def test_split_every_errors(tmp_path, value, match):
+    root = tmp_path / "sample"
+    _png_tree(root, {f"c{i:02d}": 1 for i in range(10)})
+    with pytest.raises(ValueError, match=match):
+        build_data(_cfg(root, None, split_every=value))
+
+
+def test_split_every_refuses_a_calib_root_too(folders):
+    val, calib, _ = folders
+    with pytest.raises(ValueError, match="leave data.calib_root unset"):
+        build_data(_cfg(val, calib, split_every=2))
+
+
+@pytest.mark.parametrize("size", [(37, 23), (23, 37), (300, 200), (201, 301)])
+def test_round_floor_geometry(tmp_path, size):
+    """data.rounding=round_floor: shorter side -> resize, longer side round(long * resize / short) (PIL bilinear),
+    then the crop with corner floor((w - crop) / 2), floor((h - crop) / 2), as the pack README's MobileNet
+    preprocessing describes; checked against PIL calls written out here."""
+    from PIL import Image
+
+    root = tmp_path / "v"
+    arrays = _png_tree(root, {"a": 1}, size=size)
+    arr = next(iter(arrays.values()))
+    resize, crop = 16, 14
+    data = build_data(_cfg(root, root, resize=resize, crop=crop, rounding="round_floor"))
+    w, h = size
+    new = (resize, round(h * resize / w)) if w <= h else (round(w * resize / h), resize)
+    img = Image.fromarray(arr).resize(new, Image.BILINEAR)
+    left, top = (new[0] - crop) // 2, (new[1] - crop) // 2
+    ref = np.asarray(img.crop((left, top, left + crop, top + crop)), dtype=np.float32) / 255.0
+    got = data.val[0][0].numpy().transpose(1, 2, 0)
+    np.testing.assert_allclose(got, ref, atol=1e-6)
+
+
+def test_rounding_bad_value(folders):
+    val, calib, _ = folders
+    with pytest.raises(ValueError, match="data.rounding='up' is invalid"):
+        build_data(_cfg(val, calib, rounding="up"))
