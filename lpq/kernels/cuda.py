@@ -1,7 +1,7 @@
 """CUDA fast path: a CuPy RawKernel on the tensor's own memory (DLPack, no host copy).
 
-Same algorithm and tables as the CPU kernel (lpq/kernels/tables.py); multiplies use
-__fmul_rn so no FMA contraction changes a rounding.
+Same algorithm and tables as the CPU kernel (lpq/kernels/tables.py); the two scale multiplies are explicit PTX
+`mul.rn.f32` (no FMA contraction, no flush of subnormals), so they round exactly as the reference's RN32 products.
 """
 from __future__ import annotations
 
@@ -12,6 +12,19 @@ import numpy as np
 from .tables import FLAG_SIGNED, FLAG_ZERO_KEEPS_SIGN, PREFIX_SHIFT, KernelTable
 
 _SOURCE = r"""
+// RN float32 product that keeps subnormals whatever the compile flags: explicit PTX mul.rn.f32 (no .ftz). With
+// __fmul_rn, x = 1e-45 times the scale came out 0 on an H200 even with --ftz=false (CuPy's NVRTC flags).
+__device__ __forceinline__ float lpq_mul(float a, float b)
+{
+#ifdef __CUDA_ARCH__
+    float p;
+    asm("mul.rn.f32 %%0, %%1, %%2;" : "=f"(p) : "f"(a), "f"(b));
+    return p;
+#else
+    return __fmul_rn(a, b);
+#endif
+}
+
 extern "C" __global__
 void lpq_quantize_f32(const unsigned int* __restrict__ x, unsigned int* __restrict__ out, long long n,
                       const unsigned int* __restrict__ lut, const unsigned int* __restrict__ thr,
@@ -21,7 +34,7 @@ void lpq_quantize_f32(const unsigned int* __restrict__ x, unsigned int* __restri
     long long stride = (long long)blockDim.x * gridDim.x;
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
         unsigned int b = x[i];
-        if (use_scale) b = __float_as_uint(__fmul_rn(__uint_as_float(b), r));
+        if (use_scale) b = __float_as_uint(lpq_mul(__uint_as_float(b), r));
         unsigned int sign = b & 0x80000000u, a = b & 0x7fffffffu, o;
         if (a > 0x7f800000u) { out[i] = 0x7fc00000u; continue; }
         if (a == 0u) {
@@ -35,11 +48,17 @@ void lpq_quantize_f32(const unsigned int* __restrict__ x, unsigned int* __restri
             unsigned int v = __ldg(vals + j);
             o = (v == 0u && !(flags & %(KEEP)du)) ? 0u : (v | sign);
         }
-        if (use_scale) o = __float_as_uint(__fmul_rn(__uint_as_float(o), s));
+        if (use_scale) o = __float_as_uint(lpq_mul(__uint_as_float(o), s));
         out[i] = o;
     }
 }
 """ % {"KEEP": FLAG_ZERO_KEEPS_SIGN, "SIGNED": FLAG_SIGNED, "SHIFT": PREFIX_SHIFT}
+
+
+# Denormals must survive the scale multiply (lpq_mul in the source does it in PTX; these flags say the same for the
+# rest): a subnormal input times r became 0, then 0 instead of the format's smallest code (seen on an H200 with
+# x = 1e-45 and a scale; the start-up check caught it and fell back to the torch-op kernel).
+NVRTC_OPTIONS = ("--std=c++17", "--ftz=false", "--fmad=false", "--prec-div=true", "--prec-sqrt=true")
 
 
 def available() -> bool:
@@ -57,7 +76,7 @@ def _kernel(device_id: int):
     import cupy
 
     with cupy.cuda.Device(device_id):
-        return cupy.RawKernel(_SOURCE, "lpq_quantize_f32", options=("--std=c++17",))
+        return cupy.RawKernel(_SOURCE, "lpq_quantize_f32", options=NVRTC_OPTIONS)
 
 
 def _device_tables(fmt, table: KernelTable, device_id: int):
@@ -68,6 +87,16 @@ def _device_tables(fmt, table: KernelTable, device_id: int):
         with cupy.cuda.Device(device_id):
             cache[device_id] = tuple(cupy.asarray(a) for a in (table.lut, table.thresholds, table.values))
     return cache[device_id]
+
+
+def _external_stream(cupy, ptr: int):
+    """torch's current stream as a CuPy stream (CuPy 14 deprecates ExternalStream for Stream.from_external, which
+    older CuPy lacks; the warning is silenced, the behaviour is the same)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return cupy.cuda.ExternalStream(ptr)
 
 
 def quantize_f32(fmt, table: KernelTable, x, out, r: float | None, s: float | None) -> None:
@@ -86,7 +115,7 @@ def quantize_f32(fmt, table: KernelTable, x, out, r: float | None, s: float | No
     blocks = min((n + threads - 1) // threads, 65535 * 8)
     stream = torch.cuda.current_stream(x.device).cuda_stream
     use_scale = r is not None
-    with cupy.cuda.Device(device_id), cupy.cuda.ExternalStream(stream):
+    with cupy.cuda.Device(device_id), _external_stream(cupy, stream):
         _kernel(device_id)(
             (blocks,), (threads,),
             (xb, ob, np.int64(n), lut, thr, vals, np.uint32(table.flags),

@@ -22,6 +22,8 @@ _SHIM = r"""
 struct Dim { long long x; };
 static Dim blockIdx{0}, blockDim{1}, threadIdx{0}, gridDim{1};
 #define __global__
+#define __device__
+#define __forceinline__ inline
 #define __restrict__
 static inline unsigned int __ldg(const unsigned int* p) { return *p; }
 static inline float __uint_as_float(unsigned int u) { float f; std::memcpy(&f, &u, 4); return f; }
@@ -67,3 +69,15 @@ def test_cuda_source_matches_reference(host_kernel, spec, scale):
     nan = np.isnan(ref)
     assert np.array_equal(nan, np.isnan(out))
     assert np.array_equal(ref.view(np.uint32)[~nan], out.view(np.uint32)[~nan])
+
+
+def test_kernel_keeps_denormals():
+    """Regression (first GPU run, H200): NVRTC flushed the subnormal product x*r to zero, so x = 1e-45 with a scale
+    gave 0 instead of the smallest code; the kernel is compiled with --ftz=false (checked on the GPU by
+    benchmarks/gpu_check.py and tests/kernels/test_fast_paths.py)."""
+    from lpq.kernels.cuda import NVRTC_OPTIONS
+
+    from lpq.kernels.cuda import _SOURCE
+
+    assert "--ftz=false" in NVRTC_OPTIONS and "--fmad=false" in NVRTC_OPTIONS
+    assert 'asm("mul.rn.f32 %0, %1, %2;"' in _SOURCE and "__fmul_rn(__uint_as_float" not in _SOURCE

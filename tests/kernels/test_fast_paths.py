@@ -124,7 +124,7 @@ def test_bad_scale_rejected():
 @pytest.mark.gpu
 @cuda
 @pytest.mark.parametrize("spec", LP_SPECS)
-@pytest.mark.parametrize("scale", [None, 0.375])
+@pytest.mark.parametrize("scale", [None, 0.375, 2.0**-5])
 def test_cuda_kernel_bit_exact(spec, scale):
     pytest.importorskip("cupy")
     fmt = parse(spec)
@@ -134,6 +134,23 @@ def test_cuda_kernel_bit_exact(spec, scale):
     out = fmt.quantize(xt, scale=scale)
     assert out.device == xt.device and out.dtype == torch.float32
     assert _bits_equal(ref, out.cpu().numpy())
+    # the CuPy kernel itself (the dispatch above falls back to the torch-op kernel if the start-up check fails)
+    from lpq.kernels import build_kernel_table, cuda_run
+
+    r, s = fmt.scale_pair(scale, np.float32)
+    assert _bits_equal(ref, cuda_run(fmt, build_kernel_table(fmt), xt, r, s).cpu().numpy())
+
+
+@pytest.mark.gpu
+@cuda
+def test_cupy_kernel_is_trusted():
+    """On a GPU with CuPy the start-up check accepts the CuPy kernel (it fell back to the torch-op kernel on the first
+    GPU run, for a NaN payload and for flushed denormals)."""
+    pytest.importorskip("cupy")
+    from lpq.kernels import _cupy_ok
+
+    _cupy_ok.cache_clear()
+    assert _cupy_ok()
 
 
 @pytest.mark.gpu

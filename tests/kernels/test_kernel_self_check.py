@@ -35,6 +35,26 @@ def test_one_wrong_bit_is_reported_with_the_input():
     assert msg is not None and msg.startswith("lp<4,1,2,0.5>: input") and "expected" in msg
 
 
+def test_nan_payloads_are_not_a_disagreement():
+    """Regression (first GPU run, H200): CUDA arithmetic on a NaN gives 0x7fffffff, the kernels write 0x7fc00000;
+    the check rejected the CuPy kernel for that alone and every CUDA run fell back to the 12x slower torch-op
+    kernel. A NaN of another payload passes; a NaN where a number is expected (and vice versa) does not."""
+    def other_nan(fmt, table, xf, r, s):
+        out = torch_native.quantize_f32(table, xf, r, s)
+        bits = out.view(torch.int32).clone()
+        bits[torch.isnan(out)] = 0x7FFFFFFF
+        return bits.view(torch.float32)
+
+    def nan_for_a_number(fmt, table, xf, r, s):
+        out = torch_native.quantize_f32(table, xf, r, s).clone()
+        out[0] = float("nan")
+        return out
+
+    assert K.kernel_disagreement(other_nan, "cpu") is None
+    msg = K.kernel_disagreement(nan_for_a_number, "cpu")
+    assert msg is not None and "expected" in msg
+
+
 def test_a_raising_kernel_is_reported():
     def broken(*_):
         raise RuntimeError("nvrtc: cannot open libnvrtc")
