@@ -7,7 +7,9 @@
   scale rule (BASELINE-FORMATS §1.3); `ant<n>`: ANT's type choice (per channel: the chosen
   type with ANT's `antclip` rule per channel, for int too).
 - per channel (weights, `quant.per_channel=true`): one sf per output channel, structural
-  parameters shared; written as `<format>@ch` with the sf vector beside it.
+  parameters shared; written as `<format>@ch` with the sf vector beside it. LP's per-channel sf
+  candidates add the peak window and the points between it and the median window (`sf_candidates`;
+  this project's extension of the I_mse rule, measured on MobileNet depthwise kernels).
 """
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ from .quantizer import channel_spec
 
 SF_STEP = 2.0 ** -8
 SF_OFFSETS = np.arange(-16, 17) / 8.0
+_BY_DISTANCE = np.argsort(np.abs(SF_OFFSETS), kind="stable")  # median window, |j| ascending
+SF_BETWEEN = 31  # candidates between the median and peak anchors (sf_candidates)
 ES_MAX = 3
 
 
@@ -41,6 +45,23 @@ def median_sf(rows: SortedMagnitudes) -> np.ndarray:
     return np.array([snap(-m) for m in rows.median_log2()])
 
 
+def sf_candidates(rows: SortedMagnitudes, sf0: np.ndarray) -> np.ndarray:
+    """[R, K] candidate sf per row, in tie-break order: the median window sf0 + j/8 (j = -16..16, |j| ascending; LPQ
+    §3), then the peak window sfp + j/8 with sfp = -log2(max|x|) (the largest magnitude at the centre of the code
+    book, where a tapered format is most precise), then 31 points between the two anchors on the same 1/8 grid.
+    The median window alone (±2 octaves) cannot reach the least-MSE scale of a row whose few large values carry
+    the error, e.g. a 3x3 depthwise kernel with one dominant tap (MobileNet: max/median of 24 left that tap at
+    ~1 fraction bit of lp<8,0,7>; docs/results.md)."""
+    med = sf0[:, None] + SF_OFFSETS[_BY_DISTANCE][None, :]
+    peak = rows.peak()
+    sfp = np.where(peak > 0, -np.log2(np.where(peak > 0, peak, 1.0)), sf0)
+    sfp = np.round(sfp / SF_STEP) * SF_STEP
+    at_peak = sfp[:, None] + SF_OFFSETS[_BY_DISTANCE][None, :]
+    frac = np.linspace(0.0, 1.0, SF_BETWEEN + 2)[1:-1]
+    between = sf0[:, None] + np.round((sfp - sf0)[:, None] * frac[None, :] * 8) / 8
+    return np.concatenate([med, at_peak, between], axis=1)
+
+
 def _lp_candidates(n: int, es_opt: int | None, rs_opt: int | None):
     es_list = [es_opt] if es_opt is not None else list(range(0, min(ES_MAX, max(0, n - 2)) + 1))
     rs_list = [rs_opt] if rs_opt is not None else list(range(1, n))
@@ -48,15 +69,18 @@ def _lp_candidates(n: int, es_opt: int | None, rs_opt: int | None):
 
 
 def calibrate_lp(rows: SortedMagnitudes, n: int, es: int | None = None, rs: int | None = None,
-                 sf: float | None = None) -> tuple[int, int, np.ndarray]:
-    """Best (es, rs) shared by all rows and the best sf per row, by quantization MSE."""
+                 sf: float | None = None, wide: bool = False) -> tuple[int, int, np.ndarray]:
+    """Best (es, rs) shared by all rows and the best sf per row, by quantization MSE. sf candidates: LPQ §3's median
+    window sf0 + j/8, or with `wide` (per-channel rows: `resolve(..., per_channel=True)` and the search's channel
+    vectors) also the peak window and the points between (`sf_candidates`). A per-channel row can be 9 values (a
+    3x3 depthwise kernel) whose median is no anchor for its dominant tap; per-tensor samples keep the median window,
+    which measured better at 4 bits on ResNet-32 (docs/results.md)."""
     R = rows.rows
     sf0 = median_sf(rows)
     if sf is not None:
         sf_cand = np.full((R, 1), float(sf))
-    else:
-        sf_cand = sf0[:, None] + SF_OFFSETS[None, :]  # [R, K]; offsets ordered, |j| tie-break below
-    order = np.argsort(np.abs(SF_OFFSETS), kind="stable") if sf is None else np.array([0])
+    else:  # [R, K] in preference order (exact MSE ties keep the earliest)
+        sf_cand = sf_candidates(rows, sf0) if wide else sf0[:, None] + SF_OFFSETS[_BY_DISTANCE][None, :]
     best = None
     for es_c, rs_c in _lp_candidates(n, es, rs):
         t = np.array([float(v) for v in lp_log_values(n, es_c, rs_c)])
@@ -66,13 +90,13 @@ def calibrate_lp(rows: SortedMagnitudes, n: int, es: int | None = None, rs: int 
         vals = np.exp2(t[None, None, :] - sf_cand[..., None])
         thr = np.exp2(mids[None, None, :] - sf_cand[..., None])
         mse = grid_mse(rows, vals, thr)
-        mse = np.where(valid, mse, np.inf)[:, order]  # prefer small |j| on exact ties
-        k = np.argmin(mse, axis=1)
+        mse = np.where(valid, mse, np.inf)
+        k = np.argmin(mse, axis=1)  # first minimum: the earliest candidate in preference order wins exact ties
         row_best = mse[np.arange(R), k]
         weights = rows.totals
         total = float(np.sum(row_best * weights))
         if best is None or total < best[0]:
-            best = (total, es_c, rs_c, sf_cand[np.arange(R), order[k]])
+            best = (total, es_c, rs_c, sf_cand[np.arange(R), k])
     if best is None or not np.isfinite(best[0]):
         raise ValueError(f"no lp<{n},...> candidate fits the float32 emulation range for this tensor")
     return best[1], best[2], best[3]
@@ -104,7 +128,7 @@ def resolve(template: str, x: np.ndarray, per_channel: bool = False, seed: int =
         opts = "".join(f",{k}={v}" for k, v in parsed.options)
         rows = sort_magnitudes(_rows(x, per_channel))
         if per_channel:
-            es_b, rs_b, sfs = calibrate_lp(rows, n, es, rs, None if sf is None else 0.0)
+            es_b, rs_b, sfs = calibrate_lp(rows, n, es, rs, None if sf is None else 0.0, wide=True)
             if sf is not None:  # concrete sf: per-channel sf from the median rule, the given sf as offset
                 sfs = median_sf(rows) + sf
             base = parse(f"lp<{n},{es_b},{rs_b},0{opts}>").spec

@@ -283,7 +283,7 @@ class ChannelScales:
         if key not in self._vectors:
             if self.family.name == "lp":
                 n, es, rs = g[0], g[1], g[2]
-                vec = calibrate_lp(self._sorted_rows(), n, es, rs)[2]
+                vec = calibrate_lp(self._sorted_rows(), n, es, rs, wide=True)[2]
             else:
                 vec = [self.family.calibrated_sf(g, self.family.prepare(r, self.seed), self.seed) for r in self.rows]
             self._vectors[key] = np.asarray(vec, dtype=np.float64)
@@ -301,7 +301,7 @@ class ChannelScales:
         (es, rs) that `resolve('lp<n,*,*,*>', per_channel=True)` picks)."""
         if n not in self._structures:
             if self.family.name == "lp":
-                es, rs, _ = calibrate_lp(self._sorted_rows(), n)
+                es, rs, _ = calibrate_lp(self._sorted_rows(), n, wide=True)
                 self._structures[n] = (es, rs)
             else:
                 cands = self.family.structures(n)

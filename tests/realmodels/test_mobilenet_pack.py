@@ -73,6 +73,12 @@ CASES = {
                                 55.5),
     "int_per_channel_fixed": ("int<8>", ["quant.w_format={f}", "quant.a_format={f}", "quant.per_channel=true",
                                          "quant.equalize=absorb", "quant.bias_correction=true"], 55.0),
+    "lp_per_channel_fixed": ("lp<8,*,*,*>", ["quant.w_format={f}", "quant.a_format={f}", "quant.per_channel=true",
+                                             "quant.equalize=absorb", "quant.bias_correction=true"], 55.25),
+    "fp8_per_channel_fixed": ("fp8_e4m3", ["quant.w_format={f}", "quant.a_format={f}", "quant.per_channel=true",
+                                           "quant.equalize=absorb", "quant.bias_correction=true"], 53.0),
+    # the LP per-channel sf window (lpq.quant.calibrate.sf_candidates): 39.50 before, 53.50 after, INT8 52.50
+    "lp_weights_per_channel": ("lp<8,*,*,*>", ["quant.w_format={f}", "quant.per_channel=true"], 52.5),
 }
 
 
