@@ -25,8 +25,10 @@ DEFAULT_RULES: dict[str, str] = {
     "int": "mse", "uint": "mse", "fp": "mse", "posit": "mse", "lns": "mse", "af": "pow2max",
     "flint": "antclip", "pot": "antclip", "uflint": "antclip", "upot": "antclip",
     "ant": "antclip", "uant": "antclip", "lp": "median",
+    # unsigned variants (lpq/formats/unsigned.py): their signed family's rule
+    "ufp": "mse", "uposit": "mse", "uaf": "pow2max", "ulns": "mse", "ulp": "median",
 }
-MEDIAN_INIT_FAMILIES = ("posit", "lp")  # tapered formats: mse starts from the median rule
+MEDIAN_INIT_FAMILIES = ("posit", "lp", "uposit", "ulp")  # tapered formats: mse starts from the median rule
 MSE_STEP = 16  # candidates sf_init + j/16
 MSE_J = {"absmax": (-8, 48), "median": (-32, 32)}
 SUBSAMPLE_MAX = 1 << 20

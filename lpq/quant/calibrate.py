@@ -21,6 +21,7 @@ from ..formats import parse
 from ..formats.grid_mse import SortedMagnitudes, grid_mse, sort_magnitudes
 from ..formats.lp import F32_MAX_EXP, F32_MIN_EXP, lp_log_values, lp_range
 from ..formats.spec import format_real, split_spec
+from ..formats.unsigned import is_unsigned
 from .quantizer import channel_spec
 
 SF_STEP = 2.0 ** -8
@@ -115,12 +116,16 @@ def resolve(template: str, x: np.ndarray, per_channel: bool = False, seed: int =
     if text.lower() in ("none", "fp32", ""):
         return None
     parsed = split_spec(text)
-    if parsed.name == "lp":
+    if is_unsigned(text):  # negative inputs quantize to 0 whatever the scale: calibrate on max(x, 0)
+        x = np.maximum(np.asarray(x, dtype=np.float32), np.float32(0))
+    if parsed.name in ("lp", "ulp"):
         parsed.expect_args("n", "es", "rs", "sf")
         if "*" in parsed.args[0]:
             raise ValueError(f"{template!r}: n cannot be '*' (it is the bit width to calibrate for)")
         if "*" not in parsed.args and not per_channel:
             return Resolved(parse(text).spec)
+        name = parsed.name
+        grid_n = int(parsed.args[0]) + (name == "ulp")  # ulp<n> is the non-negative half of lp<n+1>
         n = int(parsed.args[0])
         es = None if parsed.args[1] == "*" else int(parsed.args[1])
         rs = None if parsed.args[2] == "*" else int(parsed.args[2])
@@ -128,13 +133,13 @@ def resolve(template: str, x: np.ndarray, per_channel: bool = False, seed: int =
         opts = "".join(f",{k}={v}" for k, v in parsed.options)
         rows = sort_magnitudes(_rows(x, per_channel))
         if per_channel:
-            es_b, rs_b, sfs = calibrate_lp(rows, n, es, rs, None if sf is None else 0.0, wide=True)
+            es_b, rs_b, sfs = calibrate_lp(rows, grid_n, es, rs, None if sf is None else 0.0, wide=True)
             if sf is not None:  # concrete sf: per-channel sf from the median rule, the given sf as offset
                 sfs = median_sf(rows) + sf
-            base = parse(f"lp<{n},{es_b},{rs_b},0{opts}>").spec
+            base = parse(f"{name}<{n},{es_b},{rs_b},0{opts}>").spec
             return Resolved(channel_spec(base), [float(v) for v in sfs])
-        es_b, rs_b, sfs = calibrate_lp(rows, n, es, rs, sf)
-        return Resolved(parse(f"lp<{n},{es_b},{rs_b},{format_real(sfs[0])}{opts}>").spec)
+        es_b, rs_b, sfs = calibrate_lp(rows, grid_n, es, rs, sf)
+        return Resolved(parse(f"{name}<{n},{es_b},{rs_b},{format_real(sfs[0])}{opts}>").spec)
     from ..formats import calibrate as base_cal
 
     rule = None

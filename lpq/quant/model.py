@@ -93,6 +93,8 @@ class QuantModel(nn.Module):
         self._input_samples: dict[str, torch.Tensor] | None = None  # input-aware bias correction when set
         self._bias_cache: dict = {}
         self.equalize_summary: dict | None = None  # set by lpq.runs.steps.prepare(equalize=True)
+        # {(unit, side): (negative values, values)} seen by unsigned activation quantizers while a dict (evaluation)
+        self.clamp_counts: dict | None = None
         names = {n for n, _ in model.named_modules()}
         unknown = self.skip - names - {n + s for n in names for s in (".qk", ".av")}
         if unknown:
@@ -125,6 +127,8 @@ class QuantModel(nn.Module):
                 self.observer(name, "a", x)
             q = self._a_q.get(name)
             if q is not None:
+                if self.clamp_counts is not None and not q.fmt.signed:
+                    self._count_negative(name, "a", x)
                 x = q(x)
             return (x,) + tuple(args[1:])
 
@@ -141,7 +145,16 @@ class QuantModel(nn.Module):
             qs = [g.get(name, (None, None)) for g in self._group]  # (weight side, activation side)
             return _per_chunk(a, m, [q[1] for q in qs]), _per_chunk(w, m, [q[0] for q in qs])
         qa, qw = self._mm_q.get(name, (None, None))
+        if self.clamp_counts is not None:
+            for side, q, x in (("a", qa, a), ("w", qw, w)):
+                if q is not None and not q.fmt.signed:
+                    self._count_negative(name, side, x)
         return (qa(a) if qa is not None else a), (qw(w) if qw is not None else w)
+
+    def _count_negative(self, name: str, side: str, x: torch.Tensor) -> None:
+        """quant.unsigned_acts: values below zero reaching an unsigned quantizer (clamped to 0 by the format)."""
+        neg, total = self.clamp_counts.get((name, side), (0, 0))
+        self.clamp_counts[(name, side)] = (neg + int((x < 0).sum()), total + x.numel())
 
     # ---- structure --------------------------------------------------------------------------
     @torch.no_grad()

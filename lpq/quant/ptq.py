@@ -24,12 +24,17 @@ def make_loader(dataset, batch_size: int, num_workers: int = 0, seed: int = 0) -
                                        generator=gen, drop_last=False)
 
 
+MIN_SUFFIX = ":min"  # stats[(unit, side + MIN_SUFFIX)]: the exact minimum of that tensor over the calibration set
+
+
 @torch.no_grad()
 def collect_statistics(qm: QuantModel, loader, subsample: int, seed: int, device: str = "cpu") -> dict[tuple[str, str], np.ndarray]:
     """Per (unit, side): a seeded subsample of the FP model's activations over the calibration
-    set, always including each batch's largest-magnitude element (so max|x| is exact)."""
+    set, always including each batch's largest-magnitude element (so max|x| is exact); and per
+    (unit, side + ':min') the exact minimum over every element (a 1-element array)."""
     per_batch = max(1, int(np.ceil(subsample / max(1, len(loader)))))
     chunks: dict[tuple[str, str], list[np.ndarray]] = {}
+    minima: dict[tuple[str, str], np.float32] = {}
     batch_index = [0]
 
     def observe(name: str, side: str, x: torch.Tensor) -> None:
@@ -39,6 +44,10 @@ def collect_statistics(qm: QuantModel, loader, subsample: int, seed: int, device
         take = flat if flat.size <= per_batch else flat[rng.choice(flat.size, per_batch, replace=False)]
         peak = flat[np.argmax(np.abs(flat))] if flat.size else np.float32(0)
         chunks.setdefault((name, side), []).append(np.append(take, peak).astype(np.float32))
+        if flat.size:  # the exact minimum over every element: quant.unsigned_acts decides on it
+            low = np.float32(flat.min())
+            key = (name, side + MIN_SUFFIX)
+            minima[key] = low if key not in minima else min(minima[key], low)
 
     qm.set_quantizers({})
     qm.observer = observe
@@ -48,21 +57,30 @@ def collect_statistics(qm: QuantModel, loader, subsample: int, seed: int, device
             batch_index[0] += 1
     finally:
         qm.observer = None
-    return {k: np.concatenate(v) for k, v in chunks.items()}
+    out = {k: np.concatenate(v) for k, v in chunks.items()}
+    out.update({k: np.array([v], dtype=np.float32) for k, v in minima.items()})
+    return out
 
 
-def uniform_qconfig(qm: QuantModel, stats: dict, w_format: str, a_format: str, per_channel: bool, seed: int = 0) -> QConfig:
+def uniform_qconfig(qm: QuantModel, stats: dict, w_format: str, a_format: str, per_channel: bool, seed: int = 0,
+                    unsigned_acts: str = "off") -> QConfig:
     """Resolve uniform formats (with `*` or default scale rules) for every unit. Both operands
-    of attention matmuls are activations and use a_format."""
+    of attention matmuls are activations and use a_format. unsigned_acts='auto': an activation that is
+    non-negative on the calibration set gets the unsigned variant of a_format (lpq.quant.unsigned_acts)."""
+    from .unsigned_acts import activation_template
+
+    def act(unit: str, side: str) -> str:
+        return activation_template(a_format, stats, unit, side, unsigned_acts)
+
     layers: dict[str, LayerQ] = {}
     for unit in progress(qm.units, desc="calibrate formats", unit="layer"):
         if unit.kind in ("qk", "av"):
-            w = resolve(a_format, stats[(unit.name, "w")], False, seed)
-            a = resolve(a_format, stats[(unit.name, "a")], False, seed)
+            w = resolve(act(unit.name, "w"), stats[(unit.name, "w")], False, seed)
+            a = resolve(act(unit.name, "a"), stats[(unit.name, "a")], False, seed)
             w_spec, w_sf = (w.spec if w else None), None
         else:
             w = resolve(w_format, qm.fp_weight(unit.name).cpu().numpy(), per_channel, seed)
-            a = resolve(a_format, stats[(unit.name, "a")], False, seed)
+            a = resolve(act(unit.name, "a"), stats[(unit.name, "a")], False, seed)
             w_spec, w_sf = (w.spec, w.channel_sf) if w else (None, None)
         if w_spec is None and a is None:
             continue

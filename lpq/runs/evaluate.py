@@ -15,6 +15,7 @@ from ..quant.ptq import average_bits, make_loader, uniform_qconfig
 from ..quant.qconfig import QConfig
 from ..quant.bias_correction import mode_of
 from .from_config import apply_bias_correction, build_quant_model, equalize_labels
+from ..quant.unsigned_acts import mode_of as unsigned_mode, summary as unsigned_summary
 from .steps import activation_statistics, is_none, top1
 
 log = logging.getLogger("lpq")
@@ -47,8 +48,11 @@ def resolve_qconfig(cfg, data, qm: QuantModel) -> tuple[QConfig, dict]:
         return QConfig({}), labels
     batches = calib_batches()
     stats = activation_statistics(qm, batches, int(cfg.calib.subsample), int(cfg.calib.seed), cfg.device)
-    qc = uniform_qconfig(qm, stats, w_fmt, a_fmt, bool(q.per_channel), int(cfg.calib.seed))
+    unsigned = unsigned_mode(q.get("unsigned_acts", "off"))
+    qc = uniform_qconfig(qm, stats, w_fmt, a_fmt, bool(q.per_channel), int(cfg.calib.seed), unsigned_acts=unsigned)
     labels["calib_samples"] = len(calib_ids)
+    if unsigned != "off":
+        labels["unsigned_acts"] = unsigned
     mode = apply_bias_correction(q.get("bias_correction"), qm, batches, cfg.device, int(cfg.calib.seed))
     if mode != "off":
         labels["bias_correction"] = mode
@@ -59,8 +63,11 @@ def run_evaluate(cfg, out_dir: Path) -> dict:
     start = time.perf_counter()
     data, loaded, qm = build_quant_model(cfg)
     qc, labels = resolve_qconfig(cfg, data, qm)
+    qm.clamp_counts = {}
     result = top1(qm, qc, data.val, batch_size=int(cfg.eval.batch_size), device=cfg.device,
                   max_samples=cfg.eval.get("max_samples"), num_workers=int(cfg.data.get("num_workers", 0) or 0))
+    clamped = unsigned_summary(qm.clamp_counts)
+    qm.clamp_counts = None
     bits = average_bits(qm, qc)
     metrics = {
         "top1": result["top1"], "top5": result["top5"], "num_samples": result["num_samples"],
@@ -69,6 +76,7 @@ def run_evaluate(cfg, out_dir: Path) -> dict:
         **({"preprocess": data.preprocess} if data.preprocess else {}),
         **({"labels": data.labels} if data.labels else {}),
         **({"equalization": qm.equalize_summary} if qm.equalize_summary else {}),
+        **clamped,
         "eval_seconds": round(result["eval_seconds"], 3), "seconds": round(time.perf_counter() - start, 3),
     }
     qc.extra = {"model": loaded.name, **{k: v for k, v in labels.items() if k != "qconfig"}}

@@ -110,13 +110,23 @@ def spec_operand(spec: str) -> Operand:
         text = ch[0]
     if "*" in text:
         parsed = split_spec(text)
-        family = parsed.name
+        family = SIGNED_FAMILY.get(parsed.name, parsed.name)
         if not parsed.args or "*" in parsed.args[0]:
             raise ValueError(f"format {spec!r}: the bit width (first parameter) cannot be '*'")
         return Operand(family, parsed.int_arg(0, "n"))
     fmt = parse(text)
+    if fmt.family in SIGNED_FAMILY:  # unsigned variant (quant.unsigned_acts): an n-bit lane of its signed family
+        base = fmt.base  # the (n+1)-bit signed format whose non-negative half it is
+        dec = lp_decoded_width(base.n, base.es, base.rs) if base.family == "lp" else None
+        return Operand(base.family, int(fmt.bits), dec)
     dec = lp_decoded_width(fmt.n, fmt.es, fmt.rs) if fmt.family == "lp" else None
     return Operand(fmt.family, int(fmt.bits), dec)
+
+
+# unsigned variants (lpq/formats/unsigned.py) run on their signed family's datapath, all n bits as magnitude: an
+# n-bit lane (assumption: the PE's sign handling is bypassed by a mode bit; an ulp<n> operand is decoded as the
+# magnitude of lp<n+1>, so its decoded width is lp<n+1>'s). uint and the unsigned ANT types are families of their own.
+SIGNED_FAMILY = {"ulp": "lp", "ufp": "fp", "uposit": "posit", "uaf": "af", "ulns": "lns"}
 
 
 def _base_name(name: str) -> str:

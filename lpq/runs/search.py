@@ -15,24 +15,33 @@ from ..search.fitness import FitnessEvaluator, FitnessSettings
 from ..search.ga import GASettings, LPQSearch
 from ..search.genome import Family, Side, make_family
 from ..search.runner import SegmentedModel, default_taps
+from ..quant.unsigned_acts import is_nonnegative, mode_of as unsigned_mode
 from .from_config import (apply_bias_correction, build_quant_model, config_calibration_batches, equalize_labels,
                           search_statistics)
 
 log = logging.getLogger("lpq")
 
 
-def build_sides(qm, segment_of: dict, pin_first_last: bool) -> list[Side]:
+def build_sides(qm, segment_of: dict, pin_first_last: bool, stats: dict | None = None,
+                unsigned_acts: str = "off") -> list[Side]:
+    """The searched sides (weights and activation operands) in execution order; with unsigned_acts='auto' an
+    activation side that is never negative in `stats` is marked unsigned (its genes emit the unsigned variant)."""
     layers = [u.name for u in qm.units if u.kind in ("conv", "linear")]
     pinned = {layers[0], layers[-1]} if pin_first_last and layers else set()
+
+    def unsigned(unit: str, side: str) -> bool:
+        return unsigned_acts == "auto" and stats is not None and is_nonnegative(stats, unit, side)
+
     sides = []
     for u in qm.units:
         seg = segment_of[u.name]
         if u.kind in ("conv", "linear"):
             sides.append(Side(u.name, "w", True, u.weight_numel, u.name in pinned, seg))
-            sides.append(Side(u.name, "a", False, u.side_numel.get("a", 0), u.name in pinned, seg))
+            sides.append(Side(u.name, "a", False, u.side_numel.get("a", 0), u.name in pinned, seg,
+                              unsigned(u.name, "a")))
         else:  # attention matmul: both operands are activations
-            sides.append(Side(u.name, "a", False, u.side_numel.get("a", 0), False, seg))
-            sides.append(Side(u.name, "w", False, u.side_numel.get("w", 0), False, seg))
+            sides.append(Side(u.name, "a", False, u.side_numel.get("a", 0), False, seg, unsigned(u.name, "a")))
+            sides.append(Side(u.name, "w", False, u.side_numel.get("w", 0), False, seg, unsigned(u.name, "w")))
     return sides
 
 
@@ -75,6 +84,7 @@ def run_search(cfg, out_dir: Path) -> dict:
     batches, calib_ids = config_calibration_batches(cfg, data)
     _, stats = search_statistics(cfg, qm, loaded.name, batches, calib_ids)  # from calib.cache when set
     bias_mode = apply_bias_correction(cfg.quant.get("bias_correction"), qm, batches, cfg.device, int(cfg.calib.seed))
+    unsigned = unsigned_mode(cfg.quant.get("unsigned_acts", "off"))
     fit_settings = FitnessSettings(objective=str(s.objective), tau=float(s.tau),
                                    lam=0.0 if s.objective == "global_only" else float(s.lam),
                                    pooling=str(cfg.calib.pooling), prefix_reuse=bool(s.prefix_reuse),
@@ -83,13 +93,13 @@ def run_search(cfg, out_dir: Path) -> dict:
     lpq, evaluator = prepare_search(qm, batches, stats, family, settings, fit_settings,
                                     taps=list(cfg.model.get("taps") or []) or None,
                                     pin_first_last=bool(s.pin_first_last), per_channel=bool(cfg.quant.per_channel),
-                                    calib_seed=int(cfg.calib.seed))
+                                    calib_seed=int(cfg.calib.seed), unsigned_acts=unsigned)
     log.info("%s: %d units (%d sides), taps %s, %d calibration batches of %d", loaded.name, len(qm.units),
              len(lpq.sides), evaluator.seg.taps, len(batches), len(batches[0]))
     digest = lpq.digest({"model": loaded.name, "weights": loaded.weights_source, "calib_ids": calib_ids,
                          "taps": evaluator.seg.taps, "per_channel": lpq.per_channel,
                          **({"bias_correction": bias_mode} if bias_mode != "off" else {}),
-                         **equalize_labels(qm),
+                         **equalize_labels(qm), **({"unsigned_acts": unsigned} if unsigned != "off" else {}),
                          "fitness": {k: v for k, v in vars(fit_settings).items() if not k.startswith("prefix_")}})
     if s.name == "none":
         best = lpq.uniform()
@@ -103,13 +113,14 @@ def run_search(cfg, out_dir: Path) -> dict:
 def prepare_search(qm, batches: list[torch.Tensor], stats: dict, family: Family, settings: GASettings,
                    fitness: FitnessSettings | None = None, *, taps: list[str] | None = None,
                    pin_first_last: bool = False, per_channel: bool = False,
-                   calib_seed: int = 0) -> tuple[LPQSearch, FitnessEvaluator]:
+                   calib_seed: int = 0, unsigned_acts: str = "off") -> tuple[LPQSearch, FitnessEvaluator]:
     """The LPQ search of one format family over a prepared model (lpq.runs.steps.prepare) and its calibration
     batches and statistics, ready to run: `search.run()` returns the best genome, `best_qconfig` turns it into a
-    QConfig. `taps` are the module names of the local InfoNCE terms (default: the model's residual blocks)."""
+    QConfig. `taps` are the module names of the local InfoNCE terms (default: the model's residual blocks).
+    unsigned_acts='auto': never-negative activations search the unsigned variant of the family."""
     seg = SegmentedModel(qm, list(taps) if taps else default_taps(qm.model))
     evaluator = FitnessEvaluator(qm, seg, batches, fitness or FitnessSettings())
-    sides = build_sides(qm, seg.unit_segment, pin_first_last)
+    sides = build_sides(qm, seg.unit_segment, pin_first_last, stats, unsigned_acts)
     side_data = [qm.fp_weight(sd.unit).cpu().numpy() if sd.is_weight else stats[(sd.unit, sd.side)] for sd in sides]
     return LPQSearch(sides, family, None, side_data, evaluator, settings, int(calib_seed), bool(per_channel)), evaluator
 
@@ -138,6 +149,9 @@ def _write_outputs(cfg, out_dir, qm, lpq: LPQSearch, best, evaluator, loaded, st
 
     bc = {"bias_correction": bias_mode} if bias_mode != "off" else {}
     bc.update(equalize_labels(qm))
+    unsigned_sides = sum(sd.unsigned for sd in lpq.sides)
+    if unsigned_sides:
+        bc["unsigned_acts"] = "auto"
     qc = best_qconfig(lpq, best, {"model": loaded.name, "source": "lpq search", **bc})
     qc.save(out_dir / "qconfig.json")
     rows = [[h["generation"], h["best_fitness"], h["mean_fitness"], h["avg_w_bits"], h["avg_a_bits"], h["evaluations"],
@@ -154,6 +168,7 @@ def _write_outputs(cfg, out_dir, qm, lpq: LPQSearch, best, evaluator, loaded, st
     report = {
         "model": loaded.name, "family": lpq.family.name, "search": str(cfg.search.name), "per_channel": lpq.per_channel,
         "bias_correction": bias_mode, "equalize": equalize_labels(qm).get("equalize", False),
+        "unsigned_acts": unsigned_mode(cfg.quant.get("unsigned_acts", "off")), "unsigned_sides": unsigned_sides,
         "targets": {"w_bits": lpq.s.w_bits, "a_bits": lpq.s.a_bits, "mode": lpq.s.mode},
         "settings": {k: v for k, v in vars(lpq.s).items()}, "bits": list(lpq.family.bits), "seed": int(cfg.seed),
         "search_config": OmegaConf.to_container(cfg.search, resolve=True),

@@ -55,6 +55,9 @@ class LPQSearch:
         """sf0: the centre of each side's sf window (LPQ §3); None derives it from the data with the
         family's default scale rule at the side's starting width (per-channel sides: 0, a shift)."""
         self.sides, self.family, self.data = sides, family, data
+        # per side: the family, or its unsigned view for a never-negative activation (quant.unsigned_acts=auto)
+        unsigned_view = family.unsigned_view() if any(sd.unsigned for sd in sides) else None
+        self.families = [unsigned_view if sd.unsigned else family for sd in sides]
         self.per_channel = per_channel
         self.ev, self.s, self.calib_seed = evaluator, settings, calib_seed
         self.units = list(dict.fromkeys(side.unit for side in sides))
@@ -74,7 +77,8 @@ class LPQSearch:
         if settings.anchor not in ("calibrated", "max"):
             raise ValueError(f"search.anchor={settings.anchor!r} is invalid: need calibrated or max")
         # per side: its calibrated sf per structure, the reference sf keeps its offset to (README)
-        self.anchors = [ScaleAnchor(family, x, calib_seed) if settings.anchor == "calibrated" else None for x in data]
+        self.anchors = [ScaleAnchor(f, x, calib_seed) if settings.anchor == "calibrated" else None
+                        for f, x in zip(self.families, data)]
         # per-channel weights (quant.per_channel=true): the sf gene is a shift Δ of the unit's
         # calibrated per-channel vector, recalibrated per structure (LPQ §2.2)
         self.channels: list[ChannelScales | None] = [
@@ -82,7 +86,7 @@ class LPQSearch:
         self.n_budget_w = max(b for b in family.bits if b <= settings.w_bits)
         self.n_budget_a = max(b for b in family.bits if b <= settings.a_bits)
         if sf0 is None:
-            sf0 = [0.0 if self.channels[i] is not None else family.sf0(self.start_width(i), x, calib_seed)
+            sf0 = [0.0 if self.channels[i] is not None else self.families[i].sf0(self.start_width(i), x, calib_seed)
                    for i, x in enumerate(data)]
         self.sf0 = list(sf0)
         for i, ch in enumerate(self.channels):
@@ -102,7 +106,7 @@ class LPQSearch:
     def spec(self, i: int, gene: Gene) -> str:
         """Quantizer string of side i (per channel: `<base>@ch±Δ`)."""
         if self.channels[i] is None:
-            return self.family.spec(gene)
+            return self.families[i].spec(gene)
         return channel_spec(_canonical(self.family.base(gene)), gene[-1])
 
     def channel_sf(self, g: Genome, i: int) -> np.ndarray | None:
@@ -153,8 +157,9 @@ class LPQSearch:
         for i, sd in enumerate(self.sides):
             gene = genes[i]
             if not self.s.mixed and not sd.pinned:
-                gene = self.family.with_n(gene, self.n_budget_w if sd.is_weight else self.n_budget_a, self.anchors[i])
-            genes[i] = self.family.repair(gene, self.sf0[i], sd.pinned, self.anchors[i], self.channels[i])
+                gene = self.families[i].with_n(gene, self.n_budget_w if sd.is_weight else self.n_budget_a,
+                                               self.anchors[i])
+            genes[i] = self.families[i].repair(gene, self.sf0[i], sd.pinned, self.anchors[i], self.channels[i])
         if self.s.mode == "repair":
             self._repair_budget(genes)
         return tuple(genes)
@@ -175,10 +180,10 @@ class LPQSearch:
                 lower = max(b for b in self.family.bits if b < genes[i][0])
                 anchor = self.anchors[i]
                 if self.s.retune and anchor is not None:
-                    gene = self.family.reshape(genes[i], lower, anchor.best_structure(lower), anchor)
+                    gene = self.families[i].reshape(genes[i], lower, anchor.best_structure(lower), anchor)
                 else:
-                    gene = self.family.with_n(genes[i], lower, anchor)
-                genes[i] = self.family.repair(gene, self.sf0[i], False, anchor, self.channels[i])
+                    gene = self.families[i].with_n(genes[i], lower, anchor)
+                genes[i] = self.families[i].repair(gene, self.sf0[i], False, anchor, self.channels[i])
 
     def mutate(self, g: Genome) -> Genome:
         genes = list(g)
@@ -189,7 +194,7 @@ class LPQSearch:
         if not chosen:
             chosen = [self.searchable[int(self.rng.integers(U))]]
         for i in chosen:
-            genes[i] = self.family.mutate(genes[i], self.rng, self.anchors[i], self.s.retune)
+            genes[i] = self.families[i].mutate(genes[i], self.rng, self.anchors[i], self.s.retune)
         return tuple(genes)
 
     def crossover(self, a: Genome, b: Genome) -> Genome:
@@ -213,7 +218,7 @@ class LPQSearch:
             base = list(seeds[len(pop) % 2])
             for i in self.searchable:
                 if self.rng.random() < 0.5:
-                    base[i] = self.family.mutate(base[i], self.rng, self.anchors[i], self.s.retune)
+                    base[i] = self.families[i].mutate(base[i], self.rng, self.anchors[i], self.s.retune)
             pop.append(self.repair(tuple(base)))
         return pop
 
@@ -227,9 +232,9 @@ class LPQSearch:
             if which == "mse" and ch is not None:
                 gene = self.family.make(n, ch.best_structure(n), 0.0)
             elif which == "mse":
-                gene = self.family.init_mse(n, self.data[i], self.sf0[i], self.calib_seed)
+                gene = self.families[i].init_mse(n, self.data[i], self.sf0[i], self.calib_seed)
             else:
-                gene = self.family.init_med(n, self.data[i], self.sf0[i], self.calib_seed)
+                gene = self.families[i].init_med(n, self.data[i], self.sf0[i], self.calib_seed)
                 if ch is not None:
                     gene = gene[:-1] + (0.0,)
             genes.append(gene)
@@ -268,7 +273,7 @@ class LPQSearch:
     # ---- checkpoint (LPQ §10) --------------------------------------------------------------------
     def digest(self, extra: dict) -> str:
         settings = {k: v for k, v in asdict(self.s).items() if k not in ("generations", "patience", "max_evals")}
-        parts = {"family": self.family.name, "bits": list(self.family.bits), "sides": [asdict(sd) for sd in self.sides],
+        parts = {"family": self.family.name, "bits": list(self.family.bits), "sides": [_side_record(sd) for sd in self.sides],
                  "sf0": self.sf0, **{f"settings.{k}": v for k, v in settings.items()}, **extra}
         self.digest_parts = {k: hashlib.sha256(json.dumps(v, sort_keys=True).encode()).hexdigest()[:16]
                              for k, v in parts.items()}  # to name what differs on resume (LPQ §10)
@@ -361,5 +366,10 @@ class LPQSearch:
 
 
 @functools.lru_cache(maxsize=4096)
+def _side_record(sd: Side) -> dict:
+    """A side as the digest records it (`unsigned` only when set, so digests of signed runs are as before)."""
+    return {k: v for k, v in asdict(sd).items() if k != "unsigned" or v}
+
+
 def _canonical(base: str) -> str:
     return parse(base).spec

@@ -6,6 +6,7 @@ string, initialise, mutate and repair its genes. Randomness comes only from the 
 """
 from __future__ import annotations
 
+import copy
 import functools
 import math
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from ..formats.calibrate import calibrate_sf, default_rule, quantization_mse, ca
 from ..formats.grid_mse import sort_magnitudes
 from ..formats.lp import F32_MAX_EXP, F32_MIN_EXP, lp_range
 from ..formats.spec import format_real
+from ..formats.unsigned import unsigned_variant
 from ..quant.calibrate import calibrate_lp, median_sf
 
 FAMILIES = ("lp", "int", "fp", "posit", "af", "ant")
@@ -36,6 +38,7 @@ class Side:
     numel: int  # P_l for weights, activation elements per sample otherwise
     pinned: bool
     segment: int  # prefix-reuse segment of the unit
+    unsigned: bool = False  # an activation never negative on the calibration set (quant.unsigned_acts=auto)
 
 
 Gene = tuple
@@ -57,6 +60,19 @@ class Family:
         self.es_max = es_max
 
     min_bits = 2
+    unsigned = False
+
+    def unsigned_view(self) -> "Family":
+        """The same family emitting the unsigned variant of each gene's format at the same width (an activation side
+        that is never negative, quant.unsigned_acts=auto): same genes and operators, unsigned spec strings, and
+        calibration on the unsigned code book."""
+        view = copy.copy(self)
+        view.__class__ = _unsigned_class(type(self))
+        return view
+
+    def grid_n(self, n: int) -> int:
+        """Width of the signed code book whose non-negative half a gene of width n uses (n; n + 1 when unsigned)."""
+        return n + 1 if self.unsigned else n
 
     # ---- strings --------------------------------------------------------------------------
     def spec(self, g: Gene) -> str:
@@ -342,14 +358,18 @@ class LPFamily(Family):
         return 0.25 * 2 ** g[1]
 
     def limits(self, g):
-        T = float(lp_range(g[0], g[1], g[2]))
+        T = float(lp_range(self.grid_n(g[0]), g[1], g[2]))
         return max(-SF_LIMIT, T - F32_MAX_EXP), min(SF_LIMIT, -F32_MIN_EXP - T)  # float32 emulation range
 
     def sf0(self, n, x, seed):
         return float(median_sf(sort_magnitudes(np.asarray(x, np.float64).ravel()))[0])
 
     def init_mse(self, n, x, sf0, seed):
-        es, rs, sfs = calibrate_lp(sort_magnitudes(np.asarray(x, np.float64).ravel()), n)
+        rows = sort_magnitudes(np.asarray(x, np.float64).ravel())
+        es, rs, sfs = calibrate_lp(rows, self.grid_n(n))
+        if (es, rs) != self.clamp_structure(n, (es, rs)):  # an unsigned side's best rs may be n: genes stop at n - 1
+            es, rs = self.clamp_structure(n, (es, rs))
+            sfs = calibrate_lp(rows, self.grid_n(n), es, rs)[2]
         return (n, es, rs, self.snap(float(sfs[0])))
 
     def prepare(self, x, seed):
@@ -357,7 +377,7 @@ class LPFamily(Family):
 
     def calibrated_sf(self, g, prepared, seed):
         n, es, rs, _ = g
-        return float(calibrate_lp(prepared, n, es, rs)[2][0])  # the I_mse rule at this structure
+        return float(calibrate_lp(prepared, self.grid_n(n), es, rs)[2][0])  # the I_mse rule at this structure
 
 
 class IntFamily(Family):
@@ -460,7 +480,7 @@ class AntFamily(Family):
         sample = calibration_sample(x, seed)
         best = None
         for (t,) in self.structures(n):
-            sf, mse = antclip_search(parse(f"{ANT_TYPES[t]}<{n}>"), sample, seed=seed)
+            sf, mse = antclip_search(parse(self.base(self.make(n, (t,), 0.0))), sample, seed=seed)
             if best is None or mse < best[0]:
                 best = (mse, t, sf)
         return (n, best[1], self.snap(float(best[2])))
@@ -484,3 +504,16 @@ def make_family(name: str, bits, sf_step: float, es_max: int = 3) -> Family:
     if name not in FAMILY_CLASSES:
         raise ValueError(f"search.format={name!r} is invalid: need one of {', '.join(FAMILIES)}")
     return FAMILY_CLASSES[name](tuple(int(b) for b in bits), float(sf_step), int(es_max))
+
+
+@functools.lru_cache(maxsize=None)
+def _unsigned_class(cls: type) -> type:
+    """cls with unsigned spec strings: `lp<...>` -> `ulp<...>`, `int<n>` -> `uint<n>`, `fp<e,m>` -> `ufp<e,m+1>`, ..."""
+
+    def spec(self, g):
+        return unsigned_variant(cls.spec(self, g))
+
+    def base(self, g):
+        return unsigned_variant(cls.base(self, g))
+
+    return type(f"Unsigned{cls.__name__}", (cls,), {"unsigned": True, "spec": spec, "base": base})

@@ -40,6 +40,21 @@ def _true_peaks(model: nn.Module, names, ds) -> dict[str, float]:
     return peaks
 
 
+def _true_minima(model: nn.Module, names, ds) -> dict[str, float]:
+    mods = dict(model.named_modules())
+    lows = {n: np.inf for n in names}
+
+    def hook(n):
+        return lambda m, a: lows.__setitem__(n, min(lows[n], float(a[0].min())))
+
+    hs = [mods[n].register_forward_pre_hook(hook(n)) for n in names]
+    with torch.no_grad():
+        model(ds.images)
+    for h in hs:
+        h.remove()
+    return lows
+
+
 def test_collect_statistics_keys_peaks_and_determinism():
     model = tiny_cnn()
     ds = _dataset(20)
@@ -47,7 +62,13 @@ def test_collect_statistics_keys_peaks_and_determinism():
     qm = QuantModel(model, ds.images[:1])
     loader = make_loader(ds, batch_size=8)
     stats = collect_statistics(qm, loader, subsample=30, seed=0)
+    minima = {k: v for k, v in stats.items() if k[1].endswith(":min")}
+    stats = {k: v for k, v in stats.items() if k not in minima}
     assert set(stats) == {("conv1", "a"), ("conv2", "a"), ("fc", "a")}
+    assert set(minima) == {("conv1", "a:min"), ("conv2", "a:min"), ("fc", "a:min")}
+    lows = _true_minima(model, ["conv1", "conv2", "fc"], ds)
+    for (name, _), arr in minima.items():  # the exact minimum over every element (quant.unsigned_acts)
+        assert arr.shape == (1,) and float(arr[0]) == pytest.approx(lows[name], rel=1e-6)
     for (name, _), arr in stats.items():
         assert arr.dtype == np.float32
         assert float(np.abs(arr).max()) == pytest.approx(peaks[name], rel=1e-6)  # max|x| is exact
@@ -84,6 +105,7 @@ def test_collect_statistics_vit_matmul_sides():
             assert (u.name, "a") in stats and (u.name, "w") in stats
         else:
             assert (u.name, "a") in stats and (u.name, "w") not in stats
+    assert float(stats[("blocks.0.attn.av", "a:min")][0]) >= 0  # softmax probabilities: an unsigned operand
     probs = stats[("blocks.0.attn.av", "a")]
     assert probs.min() >= 0 and probs.max() <= 1
 

@@ -33,7 +33,8 @@ def test_calibrate_writes_cache_and_summary(calibrated):
     summary = json.loads((out / "calib.json").read_text())
     assert summary["units"] == 7 and summary["key"]["num_samples"] == 64 and summary["key"]["batch"] == 32
     obj = torch.load(out / "calib.pt", weights_only=True)
-    assert len(obj["ids"]) == 64 and len(obj["stats"]) == 7
+    assert len(obj["ids"]) == 64 and len(obj["stats"]) == 14  # 7 samples and 7 exact minima ("unit|a:min")
+    assert sum(k.endswith("|a:min") for k in obj["stats"]) == 7
     assert all(v["samples"] > 0 for v in summary["statistics"].values())
 
 

@@ -1,0 +1,55 @@
+"""quant.unsigned_acts=auto through `lpq search` and `lpq evaluate`: the never-negative activation sides search the
+unsigned variant of every family (genes, qconfig strings, bit accounting), the first layer's signed input stays
+signed, the run is deterministic, the qconfig evaluates with nothing clamped, and a signed run's digest is what it
+was before the option existed."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lpq.cli import main
+from lpq.formats import parse
+from lpq.search.ga import _side_record
+from lpq.search.genome import Side, make_family
+
+CAL = ["calib.num_samples=64", "calib.batch=32", "calib.subsample=4096"]
+RUN = ["search.population=4", "search.generations=1", "budget.w_bits=4", "budget.a_bits=4"]
+
+
+@pytest.mark.parametrize("family", ["lp", "int", "fp", "posit", "af", "ant"])
+def test_search_unsigned_sides(cnn_ckpt, tmp_path, family):
+    base = ["model=digits_cnn", f"model.checkpoint={cnn_ckpt}", *CAL]
+    out = tmp_path / "s"
+    assert main(["search", *base, *RUN, f"search.format={family}", "quant.unsigned_acts=auto", f"out_dir={out}"]) == 0
+    report = json.loads((out / "search.json").read_text())
+    qc = json.loads((out / "qconfig.json").read_text())
+    layers = list(qc["layers"].items())
+    assert report["unsigned_acts"] == "auto" and report["unsigned_sides"] == len(layers) - 1
+    assert qc["unsigned_acts"] == "auto"
+    first, rest = layers[0][1], layers[1:]
+    assert parse(first["a"]).signed  # the image can be negative
+    for _, entry in rest:
+        fmt = parse(entry["a"])
+        assert not fmt.signed and parse(entry["w"]).signed
+    assert report["avg_a_bits"] <= 4 + 1e-9  # an unsigned n-bit side counts n bits
+    again = tmp_path / "again"
+    assert main(["search", *base, *RUN, f"search.format={family}", "quant.unsigned_acts=auto", f"out_dir={again}"]) == 0
+    assert (again / "qconfig.json").read_text() == (out / "qconfig.json").read_text()
+    ev = tmp_path / "eval"
+    assert main(["evaluate", *base, f"quant.config={out / 'qconfig.json'}", f"out_dir={ev}"]) == 0
+    metrics = json.loads((ev / "metrics.json").read_text())
+    assert metrics["unsigned_units"] == len(layers) - 1 and metrics["unsigned_clamped"] == 0
+
+
+def test_signed_digest_unchanged_and_views():
+    side = Side("u", "a", False, 10, False, 0)
+    assert "unsigned" not in _side_record(side)  # digests of signed runs do not change
+    assert _side_record(Side("u", "a", False, 10, False, 0, True))["unsigned"] is True
+    fam = make_family("lp", [2, 4, 8], 2 ** -8)
+    view = fam.unsigned_view()
+    g = (4, 1, 3, 0.5)
+    assert fam.spec(g) == "lp<4,1,3,0.5>" and view.spec(g) == "ulp<4,1,3,0.5>" and not fam.unsigned
+    assert view.grid_n(4) == 5 and fam.grid_n(4) == 4
+    fp = make_family("fp", [4, 8], 2 ** -8).unsigned_view()
+    assert fp.spec((4, 2, 1.0)) == "ufp<2,2>@1" and parse(fp.spec((4, 2, 1.0))).bits == 4
