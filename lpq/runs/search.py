@@ -3,6 +3,7 @@ calibration set; writes out_dir/qconfig.json, search_log.csv and search.json (LP
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -64,16 +65,34 @@ def _max_evals(s) -> int:
     return p + int(s.generations) * max(0, p - _elites(s))
 
 
+def _loop_length(s, algorithm: str) -> tuple[int, int]:
+    """(iterations, patience) of the loop. The GA: search.generations and the patience above. The paper loop
+    evaluates 1 + diversity candidates per iteration, so it gets the GA's evaluation count, P + G·(P − E) = max_evals:
+    ceil((max_evals − P) / (1 + D)) iterations, and a patience of the same number of evaluations."""
+    if algorithm != "paper":
+        return int(s.generations), _patience(s)
+    per = 1 + max(0, int(s.get("diversity", 4)))
+    p = int(s.population)
+    iterations = max(1, math.ceil((_max_evals(s) - p) / per))
+    patience = math.ceil(_patience(s) * max(1, p - _elites(s)) / per) if _patience(s) else 0
+    return iterations, patience
+
+
 def run_search(cfg, out_dir: Path) -> dict:
     start = time.perf_counter()
     s = cfg.search
     family = make_family(str(s.format), list(s.bits), float(s.sf_step), int(s.es_max))
+    algorithm = str(s.get("algorithm", "ga"))
+    if algorithm not in ("ga", "paper"):
+        raise ValueError(f"search.algorithm={algorithm!r} is invalid: need ga (generational GA) or paper (the "
+                         f"authors' EMQ-style loop)")
+    generations, patience = _loop_length(s, algorithm)
     settings = GASettings(
-        population=int(s.population), generations=int(s.generations), tournament=int(s.tournament),
-        elites=_elites(s), p_crossover=float(s.p_crossover), k_mut=float(s.k_mut), patience=_patience(s),
+        population=int(s.population), generations=generations, tournament=int(s.tournament),
+        elites=_elites(s), p_crossover=float(s.p_crossover), k_mut=float(s.k_mut), patience=patience,
         max_evals=_max_evals(s), w_bits=float(cfg.budget.w_bits), a_bits=float(cfg.budget.a_bits),
         mode=str(cfg.budget.mode), mixed=bool(s.mixed), seed=int(cfg.seed), anchor=str(s.get("anchor", "calibrated")),
-        retune=bool(s.get("retune", False)),
+        retune=bool(s.get("retune", False)), algorithm=algorithm, diversity=int(s.get("diversity", 4)),
     )
     if settings.mode not in ("repair", "penalty"):
         raise ValueError(f"budget.mode={settings.mode!r} is invalid: need repair or penalty")
@@ -89,7 +108,8 @@ def run_search(cfg, out_dir: Path) -> dict:
                                    lam=0.0 if s.objective == "global_only" else float(s.lam),
                                    pooling=str(cfg.calib.pooling), prefix_reuse=bool(s.prefix_reuse),
                                    prefix_cache_mb=float(s.prefix_cache_mb),
-                                   individuals_per_pass=int(s.get("individuals_per_pass", 1)))
+                                   individuals_per_pass=int(s.get("individuals_per_pass", 1)),
+                                   cr_lambda=float(s.get("cr_lambda", 0.0)))
     lpq, evaluator = prepare_search(qm, batches, stats, family, settings, fit_settings,
                                     taps=list(cfg.model.get("taps") or []) or None,
                                     pin_first_last=bool(s.pin_first_last), per_channel=bool(cfg.quant.per_channel),

@@ -16,7 +16,7 @@ import torch
 
 from ..quant.model import QuantModel
 from ..quant.quantizer import Quantizer
-from .objective import infonce, logits_term, pool
+from .objective import concat_rows, infonce, logits_term, pool
 from .runner import SegmentedModel
 
 log = logging.getLogger("lpq")
@@ -33,10 +33,16 @@ class FitnessSettings:
     prefix_reuse: bool = True
     prefix_cache_mb: float = 1024.0
     individuals_per_pass: int = 1  # LPQ §8.5: individuals run together as chunks of one batch
+    cr_lambda: float = 0.0  # paper objective: L_F = L_CO * L_CR^cr_lambda (PAPER-RESULTS §2)
 
     @property
     def uses_local(self) -> bool:
         return self.objective == "infonce" and self.lam != 0
+
+    @property
+    def concatenates(self) -> bool:
+        """The paper objective: one InfoNCE over the concatenated pooled taps and logits (L_CO)."""
+        return self.objective == "paper"
 
 
 @dataclass
@@ -106,6 +112,10 @@ class FitnessEvaluator:
         """The FP model scored against itself (LPQ §4.2 reference level)."""
         g = l = 0.0
         for b, logits in enumerate(self.fp_logits):
+            if self.s.concatenates:
+                fp = concat_rows(self.fp_taps[b] + [logits])
+                g += float(infonce(fp, fp, self.s.tau))
+                continue
             g += float(logits_term(self.s.objective, logits, logits, self.s.tau))
             if self.s.uses_local and self.fp_taps[b]:
                 l += sum(float(infonce(t, t, self.s.tau)) for t in self.fp_taps[b]) / len(self.fp_taps[b])
@@ -218,8 +228,11 @@ class FitnessEvaluator:
         for rep, logits in zip(reps, out.chunk(m, 0)):
             self._accumulate(b, rep[0], logits, rep[2], glob, loc)
 
-    def _local_term(self, b: int, bidx: int, pooled: torch.Tensor) -> float:
-        """Local InfoNCE of the pooled tap output at boundary bidx against the FP reference (0 when unused)."""
+    def _local_term(self, b: int, bidx: int, pooled: torch.Tensor):
+        """Local InfoNCE of the pooled tap output at boundary bidx against the FP reference (0 when unused); the
+        paper objective keeps the pooled tensor itself, for the concatenation at the output."""
+        if self.s.concatenates:
+            return pooled
         if not self.s.uses_local:
             return 0.0
         return float(infonce(pooled, self.fp_taps[b][self.seg.tap_ordinal[bidx]], self.s.tau))
@@ -227,6 +240,10 @@ class FitnessEvaluator:
     def _accumulate(self, b: int, i: int, logits: torch.Tensor, local_terms: list[float], glob: list[float],
                     loc: list[float]) -> None:
         """Add batch b's global term and mean local term of individual i."""
+        if self.s.concatenates:  # L_CO: InfoNCE of [pooled taps..., logits] against the FP concatenation
+            fp = concat_rows(self.fp_taps[b] + [self.fp_logits[b]])
+            glob[i] += float(infonce(concat_rows(list(local_terms) + [logits]), fp, self.s.tau))
+            return
         glob[i] += float(logits_term(self.s.objective, logits, self.fp_logits[b], self.s.tau))
         if self.s.uses_local and local_terms:
             loc[i] += sum(local_terms) / len(local_terms)

@@ -42,6 +42,12 @@ class GASettings:
     seed: int = 0
     anchor: str = "calibrated"  # sf on structural changes: calibrated | max (README, project choice)
     retune: bool = False  # True: an n move takes the unit's least-MSE structure at the new width (README)
+    algorithm: str = "ga"  # ga: generational GA with tournaments (LPQ §5) | paper: the EMQ-style loop (PAPER-RESULTS §2)
+    diversity: int = 4  # paper loop: diverse children per iteration (random parent x C_N, mutated)
+
+
+# settings added after checkpoints existed: left out of the digest at their defaults, so older runs still resume
+_DIGEST_DEFAULTS = {"algorithm": "ga", "diversity": 4}
 
 
 Genome = tuple[Gene, ...]
@@ -255,6 +261,11 @@ class LPQSearch:
         if todo:
             results = self.ev.evaluate([self.quantizers(g) for g in todo], [self.segment_keys(g) for g in todo])
             for g, r in zip(todo, results):
+                fs = getattr(self.ev, "s", None)
+                if getattr(fs, "concatenates", False):  # L_F = L_CO * L_CR^lambda, L_CR = avg weight bits / 32
+                    r["L_CO"] = r["fitness"]
+                    r["L_CR"] = self.avg_bits(g)[0] / 32.0
+                    r["fitness"] = r["L_CO"] * r["L_CR"] ** float(fs.cr_lambda)
                 if self.s.mode == "penalty":
                     w, a = self.avg_bits(g)
                     r["penalty"] = self.s.penalty_mu * (max(0.0, w - self.s.w_bits) + max(0.0, a - self.s.a_bits))
@@ -272,7 +283,8 @@ class LPQSearch:
 
     # ---- checkpoint (LPQ §10) --------------------------------------------------------------------
     def digest(self, extra: dict) -> str:
-        settings = {k: v for k, v in asdict(self.s).items() if k not in ("generations", "patience", "max_evals")}
+        settings = {k: v for k, v in asdict(self.s).items() if k not in ("generations", "patience", "max_evals")
+                    and not (k in _DIGEST_DEFAULTS and v == _DIGEST_DEFAULTS[k])}
         parts = {"family": self.family.name, "bits": list(self.family.bits), "sides": [_side_record(sd) for sd in self.sides],
                  "sf0": self.sf0, **{f"settings.{k}": v for k, v in settings.items()}, **extra}
         self.digest_parts = {k: hashlib.sha256(json.dumps(v, sort_keys=True).encode()).hexdigest()[:16]
@@ -306,6 +318,10 @@ class LPQSearch:
 
     # ---- the loop (LPQ §5.1) ---------------------------------------------------------------------
     def run(self, ckpt: Path | None = None, resume: bool = False, digest: str = "") -> Genome:
+        if self.s.algorithm == "paper":
+            return self.run_paper(ckpt, resume, digest)
+        if self.s.algorithm != "ga":
+            raise ValueError(f"search.algorithm={self.s.algorithm!r} is invalid: need ga or paper")
         start = time.perf_counter()
         if resume and ckpt is not None and ckpt.is_file():
             self.load_checkpoint(ckpt, digest)
@@ -330,6 +346,59 @@ class LPQSearch:
                 children.append(self.repair(self.mutate(child)))
             self.population = elites + children
             self.generation = g_idx
+            self._record(self.fitness_of(self.population), start)
+            if ckpt is not None:
+                self.save_checkpoint(ckpt, digest)
+        return self.best()
+
+    def blocks(self) -> list[list[int]]:
+        """The searchable sides grouped by block (the prefix-reuse segment: a residual / transformer block)."""
+        groups: dict[int, list[int]] = {}
+        for i in self.searchable:
+            groups.setdefault(self.sides[i].segment, []).append(i)
+        return [groups[k] for k in sorted(groups)]
+
+    def run_paper(self, ckpt: Path | None = None, resume: bool = False, digest: str = "") -> Genome:
+        """The authors' EMQ-style loop (PAPER-RESULTS §2), one iteration per `generation`:
+        1. the two best candidates so far are the parents; their uniform layer-wise crossover gets one block
+           (a residual / transformer block) regenerated (every gene of the block mutated): the child C_N;
+        2. diversity-prompting selection: `search.diversity` random members of the population are each crossed
+           with C_N and mutated (k_mut genes) into diverse children;
+        3. C_N and the diverse children are evaluated on the calibration batches; C_N and the best diverse child
+           join the population (nothing is removed: the parents are always the two best ever seen).
+        Every child is repaired, so a budget holds exactly. Seeded, checkpointed and resumable like the GA."""
+        start = time.perf_counter()
+        if resume and ckpt is not None and ckpt.is_file():
+            self.load_checkpoint(ckpt, digest)
+            log.info("resumed search at iteration %d from %s", self.generation, ckpt)
+        if not self.population:
+            self.population = self.initial_population()
+            self._record(self.fitness_of(self.population), start)
+            if ckpt is not None:
+                self.save_checkpoint(ckpt, digest)
+        blocks = self.blocks()
+        iterations = range(self.generation + 1, self.s.generations + 1)
+        for it in progress(iterations, desc=f"LPQ search, paper loop ({self.family.name})", unit="iteration"):
+            if self._should_stop() or not blocks:
+                break
+            fit = self.fitness_of(self.population)
+            order = sorted(range(len(self.population)), key=lambda j: (fit[j], j))
+            p1 = self.population[order[0]]
+            p2 = self.population[order[1]] if len(order) > 1 else p1
+            genes = list(self.crossover(p1, p2))
+            for i in blocks[int(self.rng.integers(len(blocks)))]:
+                genes[i] = self.families[i].mutate(genes[i], self.rng, self.anchors[i], self.s.retune)
+            c_n = self.repair(tuple(genes))
+            diverse = []
+            for _ in range(max(0, int(self.s.diversity))):
+                other = self.population[int(self.rng.integers(len(self.population)))]
+                diverse.append(self.repair(self.mutate(self.crossover(other, c_n))))
+            scores = self.fitness_of([c_n] + diverse)
+            joined = [c_n]
+            if diverse:
+                joined.append(diverse[min(range(len(diverse)), key=lambda j: (scores[1 + j], j))])
+            self.population = self.population + joined
+            self.generation = it
             self._record(self.fitness_of(self.population), start)
             if ckpt is not None:
                 self.save_checkpoint(ckpt, digest)
@@ -365,11 +434,11 @@ class LPQSearch:
         return False
 
 
-@functools.lru_cache(maxsize=4096)
 def _side_record(sd: Side) -> dict:
     """A side as the digest records it (`unsigned` only when set, so digests of signed runs are as before)."""
     return {k: v for k, v in asdict(sd).items() if k != "unsigned" or v}
 
 
+@functools.lru_cache(maxsize=4096)
 def _canonical(base: str) -> str:
     return parse(base).spec

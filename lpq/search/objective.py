@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-OBJECTIVES = ("infonce", "global_only", "mse", "kl")
+OBJECTIVES = ("infonce", "global_only", "mse", "kl", "paper")
 
 
 def infonce(u: torch.Tensor, v: torch.Tensor, tau: float) -> torch.Tensor:
@@ -17,6 +17,13 @@ def infonce(u: torch.Tensor, v: torch.Tensor, tau: float) -> torch.Tensor:
     v = v / v.norm(dim=1, keepdim=True).clamp_min(1e-12)
     s = (u @ v.T) / tau
     return 2.0 * tau * (torch.logsumexp(s, dim=1) - s.diagonal()).mean()
+
+
+def concat_rows(parts: list[torch.Tensor]) -> torch.Tensor:
+    """The paper objective's representation (PAPER-RESULTS §2): every part (pooled tap outputs, then the logits)
+    row-normalised and concatenated, so each layer weighs the same in the InfoNCE similarity."""
+    rows = [p.reshape(p.shape[0], -1).float() for p in parts]
+    return torch.cat([r / r.norm(dim=1, keepdim=True).clamp_min(1e-12) for r in rows], dim=1)
 
 
 def logits_term(objective: str, q_logits: torch.Tensor, fp_logits: torch.Tensor, tau: float) -> torch.Tensor:
