@@ -63,14 +63,20 @@ def collect_statistics(qm: QuantModel, loader, subsample: int, seed: int, device
 
 
 def uniform_qconfig(qm: QuantModel, stats: dict, w_format: str, a_format: str, per_channel: bool, seed: int = 0,
-                    unsigned_acts: str = "off") -> QConfig:
+                    unsigned_acts: str = "off", pin_first_last: bool = False) -> QConfig:
     """Resolve uniform formats (with `*` or default scale rules) for every unit. Both operands
     of attention matmuls are activations and use a_format. unsigned_acts='auto': an activation that is
-    non-negative on the calibration set gets the unsigned variant of a_format (lpq.quant.unsigned_acts)."""
+    non-negative on the calibration set gets the unsigned variant of a_format (lpq.quant.unsigned_acts).
+    pin_first_last: the first and last conv/linear layers get both formats at 8 bits (`at_width`)."""
+    from ..formats.widths import at_width
     from .unsigned_acts import activation_template
 
+    layers_only = [u.name for u in qm.units if u.kind in ("conv", "linear")]
+    pinned = {layers_only[0], layers_only[-1]} if pin_first_last and layers_only else set()
+
     def act(unit: str, side: str) -> str:
-        return activation_template(a_format, stats, unit, side, unsigned_acts)
+        fmt = at_width(a_format, 8) if unit in pinned else a_format
+        return activation_template(fmt, stats, unit, side, unsigned_acts)
 
     layers: dict[str, LayerQ] = {}
     for unit in progress(qm.units, desc="calibrate formats", unit="layer"):
@@ -79,7 +85,8 @@ def uniform_qconfig(qm: QuantModel, stats: dict, w_format: str, a_format: str, p
             a = resolve(act(unit.name, "a"), stats[(unit.name, "a")], False, seed)
             w_spec, w_sf = (w.spec if w else None), None
         else:
-            w = resolve(w_format, qm.fp_weight(unit.name).cpu().numpy(), per_channel, seed)
+            w_fmt = at_width(w_format, 8) if unit.name in pinned else w_format
+            w = resolve(w_fmt, qm.fp_weight(unit.name).cpu().numpy(), per_channel, seed)
             a = resolve(act(unit.name, "a"), stats[(unit.name, "a")], False, seed)
             w_spec, w_sf = (w.spec, w.channel_sf) if w else (None, None)
         if w_spec is None and a is None:

@@ -107,11 +107,13 @@ class SegmentedModel:
 
     def run(self, x: torch.Tensor | None, start: int = 0, saved: dict | None = None,
             on_boundary: Callable[[int, torch.Tensor, dict], None] | None = None,
-            stop: int | None = None) -> torch.Tensor | None:
+            stop: int | None = None, module_call: Callable | None = None) -> torch.Tensor | None:
         """Run from boundary `start` (0 = the input x) to the output, or only up to boundary
         `stop` (then None is returned). At each later boundary b (1-based)
         `on_boundary(b, tap_output, live_values)` is called; tap_output is None at a cut that is
-        not a tap. In the QuantModel's group mode conv/linear layers run per chunk."""
+        not a tap. In the QuantModel's group mode conv/linear layers run per chunk. `module_call(target, module,
+        args, kwargs)`, when given, runs every call_module node instead (lpq.quant.reconstruct: soft weights and
+        straight-through activation quantizers)."""
         group = self.qm.in_group_mode
         env: dict = {}
         if start == 0:
@@ -132,7 +134,9 @@ class SegmentedModel:
                 kwargs = torch.fx.node.map_arg(node.kwargs, env.__getitem__)
                 if op == "call_module":
                     mod = self.gm.get_submodule(node.target)
-                    if group and node.target in self._layer_targets:
+                    if module_call is not None:
+                        env[node] = module_call(str(node.target), mod, args, kwargs)
+                    elif group and node.target in self._layer_targets:
                         env[node] = self.qm.group_forward(node.target, mod, *args)
                     else:
                         env[node] = mod(*args, **kwargs)

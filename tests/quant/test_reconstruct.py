@@ -1,0 +1,148 @@
+"""Learned rounding on any code book (lpq.quant.reconstruct): hardened weights are codes of the unit's format for
+every family (per tensor and per channel) and idempotent; zero iterations give round-to-nearest exactly (LP's
+log-domain rounding included); reconstruction never raises a block's calibration error and lowers it here; it is
+deterministic with a seed and a killed run resumes to identical weights; `lpq evaluate quant.reconstruct=` writes,
+records and reuses rounding.pt; quant.pin_first_last."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from lpq.cli import main
+from lpq.data.embedded import digits_split
+from lpq.models.embedded import digits_cnn
+from lpq.quant.calibrate import resolve
+from lpq.quant.ptq import uniform_qconfig
+from lpq.quant.quantizer import make_quantizer
+from lpq.quant.reconstruct import (LearnedRounding, ReconSettings, Reconstructor, SoftRounding, code_values,
+                                   neighbours, with_rounding)
+from lpq.runs import activation_statistics, calibration_batches, prepare
+from lpq.search.runner import default_taps
+
+FORMATS = ["lp<4,*,*,*>", "lp<3,*,*,*,underflow=flush>", "int<4>", "fp4_e2m1", "posit<5,1>", "af<5,2>", "lns<5,2>",
+           "ant<4>", "flint<4>", "pot<4>", "ulp<4,*,*,*>", "uint<4>"]
+
+
+def _weight(seed=0, shape=(6, 3, 3, 3)):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(shape, generator=g) * torch.logspace(-1, 0.5, shape[0])[:, None, None, None]
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_hardened_weights_are_codes_and_rtn_at_zero_iterations(fmt, per_channel):
+    w = _weight()
+    if fmt.startswith("u"):
+        w = w.abs()
+    r = resolve(fmt, w.numpy(), per_channel=per_channel)
+    q = make_quantizer(r.spec, r.channel_sf)
+    lo, hi, rtn = neighbours(q, w)
+    assert torch.equal(rtn, q(w)) and bool((lo <= hi).all())
+    soft = SoftRounding(w, q)
+    assert torch.equal(soft.hard(), q(w))  # zero iterations: the format's own round-to-nearest, bit for bit
+    with torch.no_grad():
+        soft.v.copy_(torch.randn(soft.v.shape, generator=torch.Generator().manual_seed(1)) * 3)
+    hard = soft.hard()
+    assert torch.equal(q(hard), hard)  # every hardened weight is a code: re-quantizing changes nothing
+    codes = code_values(q, w.shape[0])
+    rows = hard.reshape(w.shape[0], -1) if per_channel else hard.reshape(1, -1)
+    for row, book in zip(rows, codes.expand(rows.shape[0], -1)):
+        assert bool(torch.isin(row, book).all())
+    assert bool(((hard == lo) | (hard == hi)).all())  # one of the two neighbours
+
+
+@pytest.fixture(scope="module")
+def prepared(cnn_ckpt):
+    module = digits_cnn().eval()
+    module.load_state_dict(torch.load(cnn_ckpt))
+    calib = digits_split("calib")
+    batches = calibration_batches(torch.utils.data.Subset(calib, range(128)), batch=32)
+    qm = prepare(module, batches[0][:1])
+    stats = activation_statistics(qm, batches)
+    return qm, batches, stats
+
+
+def _run(prepared, fmt, mode="brecq", iters=150, seed=0, ckpt=None, progress=None):
+    qm, batches, stats = prepared
+    qc = uniform_qconfig(qm, stats, fmt, fmt, per_channel=False)
+    rec = Reconstructor(qm, qc.quantizers(), batches, ReconSettings(mode=mode, iters=iters, seed=seed),
+                        default_taps(qm.model), ckpt=ckpt, key={"fmt": fmt, "mode": mode})
+    return rec, rec.run(progress=progress), qc
+
+
+@pytest.mark.parametrize("fmt,mode", [("int<3>", "brecq"), ("lp<4,*,*,*>", "adaround"), ("fp4_e2m1", "qdrop")])
+def test_reconstruction_lowers_block_errors(prepared, fmt, mode):
+    rec, hardened, qc = _run(prepared, fmt, mode)
+    assert rec.report and all(b["error_learned"] <= b["error_rtn"] for b in rec.report)
+    assert sum(b["error_learned"] < b["error_rtn"] for b in rec.report) >= len(rec.report) - 1
+    quantizers = qc.quantizers()
+    for name, w in hardened.items():
+        q = quantizers[name][0]
+        assert torch.equal(q(w), w)
+    applied = with_rounding(quantizers, hardened)
+    assert all(isinstance(applied[n][0], LearnedRounding) and applied[n][0].spec == quantizers[n][0].spec
+               for n in hardened)
+
+
+def test_deterministic_and_resumes_after_a_kill(prepared, tmp_path):
+    _, full, _ = _run(prepared, "int<3>", iters=60, seed=3)
+    _, again, _ = _run(prepared, "int<3>", iters=60, seed=3)
+    assert all(torch.equal(full[n], again[n]) for n in full)
+    _, other, _ = _run(prepared, "int<3>", iters=60, seed=4)
+    assert any(not torch.equal(full[n], other[n]) for n in full)
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_two(done, total):
+        if done == 2:
+            raise Killed
+
+    ckpt = tmp_path / "blocks.pt"
+    with pytest.raises(Killed):
+        _run(prepared, "int<3>", iters=60, seed=3, ckpt=ckpt, progress=kill_after_two)
+    assert ckpt.is_file()
+    rec, resumed, _ = _run(prepared, "int<3>", iters=60, seed=3, ckpt=ckpt)
+    assert all(torch.equal(full[n], resumed[n]) for n in full)
+
+
+def test_bad_settings_name_the_key():
+    with pytest.raises(ValueError, match="quant.reconstruct='round' is invalid"):
+        ReconSettings(mode="round")
+    with pytest.raises(ValueError, match="quant.recon.warmup=2"):
+        ReconSettings(mode="brecq", warmup=2)
+
+
+def test_evaluate_writes_records_and_reuses_rounding(cnn_ckpt, tmp_path):
+    base = ["evaluate", "model=digits_cnn", f"model.checkpoint={cnn_ckpt}", "calib.num_samples=64",
+            "quant.w_format=int<3>", "quant.a_format=int<4>", "quant.reconstruct=brecq", "quant.recon.iters=40",
+            "quant.recon.samples=64"]
+    out = tmp_path / "rc"
+    assert main([*base, f"out_dir={out}"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    qc = json.loads((out / "qconfig.json").read_text())
+    assert m["reconstruct"] == "brecq" and qc["reconstruct"] == "brecq" and len(qc["reconstructed"]) == 7
+    assert (out / "rounding.pt").is_file() and not (out / ".recon").exists()
+    stamp = (out / "rounding.pt").stat().st_mtime_ns
+    assert main([*base, f"out_dir={out}"]) == 0  # the same settings: rounding.pt is reused, not learned again
+    assert (out / "rounding.pt").stat().st_mtime_ns == stamp
+    assert json.loads((out / "metrics.json").read_text())["top1"] == m["top1"]
+    other = tmp_path / "other"
+    assert main([*base, f"quant.rounding={out / 'rounding.pt'}", f"out_dir={other}"]) == 0
+    assert json.loads((other / "metrics.json").read_text())["top1"] == m["top1"]
+    assert main([*base, "quant.recon.iters=41", f"quant.rounding={out / 'rounding.pt'}",
+                 f"out_dir={tmp_path / 'mismatch'}"]) == 2
+    assert main([*base, "quant.bias_correction=true", f"out_dir={tmp_path / 'both'}"]) == 2
+
+
+def test_pin_first_last_uniform(cnn_ckpt, tmp_path):
+    out = tmp_path / "pin"
+    assert main(["evaluate", "model=digits_cnn", f"model.checkpoint={cnn_ckpt}", "calib.num_samples=64",
+                 "quant.w_format=lp<4,*,*,*>", "quant.a_format=fp4_e2m1", "quant.pin_first_last=true",
+                 f"out_dir={out}"]) == 0
+    layers = list(json.loads((out / "qconfig.json").read_text())["layers"].values())
+    assert layers[0]["w"].startswith("lp<8,") and layers[-1]["w"].startswith("lp<8,")
+    assert layers[0]["a"].startswith("fp8_e4m3") and layers[-1]["a"].startswith("fp8_e4m3")
+    assert all(e["w"].startswith("lp<4,") and e["a"].startswith("fp4_e2m1") for e in layers[1:-1])
