@@ -89,7 +89,9 @@ def test_stage_version_bump_changes_digest(tmp_path):
     wc = {"model": "digits_cnn", "fmt": "lp", "wa": "w4a4", "seed": "0"}
     a = Grid("smoke", conf=conf).cfg_digest("search", wc)
     p = conf / "stages.yaml"
-    p.write_text(p.read_text().replace("search: {version: 1", "search: {version: 2"))
+    text = p.read_text()
+    assert "search: {version: 2" in text
+    p.write_text(text.replace("search: {version: 2", "search: {version: 3"))
     assert Grid("smoke", conf=conf).cfg_digest("search", wc) != a
 
 
