@@ -81,7 +81,8 @@ def _loop_length(s, algorithm: str) -> tuple[int, int]:
 def run_search(cfg, out_dir: Path) -> dict:
     start = time.perf_counter()
     s = cfg.search
-    family = make_family(str(s.format), list(s.bits), float(s.sf_step), int(s.es_max))
+    lp_underflow = str(s.get("lp_underflow", "saturate"))
+    family = make_family(str(s.format), list(s.bits), float(s.sf_step), int(s.es_max), lp_underflow=lp_underflow)
     algorithm = str(s.get("algorithm", "ga"))
     if algorithm not in ("ga", "paper"):
         raise ValueError(f"search.algorithm={algorithm!r} is invalid: need ga (generational GA) or paper (the "
@@ -120,6 +121,7 @@ def run_search(cfg, out_dir: Path) -> dict:
                          "taps": evaluator.seg.taps, "per_channel": lpq.per_channel,
                          **({"bias_correction": bias_mode} if bias_mode != "off" else {}),
                          **equalize_labels(qm), **({"unsigned_acts": unsigned} if unsigned != "off" else {}),
+                         **({"lp_underflow": lp_underflow} if family.name == "lp" and lp_underflow != "saturate" else {}),
                          "fitness": {k: v for k, v in vars(fit_settings).items() if not k.startswith("prefix_")}})
     if s.name == "none":
         best = lpq.uniform()

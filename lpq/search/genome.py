@@ -318,7 +318,7 @@ class ChannelScales:
         if n not in self._structures:
             if self.family.name == "lp":
                 es, rs, _ = calibrate_lp(self._sorted_rows(), n, wide=True)
-                self._structures[n] = (es, rs)
+                self._structures[n] = (es, rs) + ((0,) if getattr(self.family, "_uf_gene", False) else ())
             else:
                 cands = self.family.structures(n)
                 errs = [self.total_mse(self.family.make(n, s, 0.0)) for s in cands]
@@ -327,32 +327,45 @@ class ChannelScales:
 
 
 class LPFamily(Family):
+    """LP genes (n, es, rs, sf); with search.lp_underflow=search also the underflow rule: (n, es, rs, uf, sf),
+    uf = 0 never underflows (LP-FORMAT's default, tiny values go to minpos), uf = 1 flushes below minpos/2 to 0."""
+
     name = "lp"
     anchor_max = False  # sf centres the tapered grid (median rule); it does not follow max(Q0)
+    underflow = "saturate"  # saturate | flush (every gene) | search (a gene)
+
+    @property
+    def _uf_gene(self) -> bool:
+        return self.underflow == "search"
 
     def structures(self, n):
         es_hi = min(self.es_max, max(0, n - 2))
-        if n == 2:
-            return [(0, 1)]
-        return [(es, rs) for es in range(es_hi + 1) for rs in range(1, n)]
+        base = [(0, 1)] if n == 2 else [(es, rs) for es in range(es_hi + 1) for rs in range(1, n)]
+        return [s + (uf,) for s in base for uf in (0, 1)] if self._uf_gene else base
 
     def default_structure(self, n):
-        return (1, min(3, n - 1)) if n > 2 else (0, 1)
+        s = (1, min(3, n - 1)) if n > 2 else (0, 1)
+        return s + (0,) if self._uf_gene else s
 
     def clamp_structure(self, n, s):
+        tail = (min(max(int(s[2]), 0), 1),) if self._uf_gene else ()
         if n == 2:
-            return (0, 1)
+            return (0, 1) + tail
         es = min(max(s[0], 0), min(self.es_max, max(0, n - 2)))
         rs = min(max(s[1], 1), n - 1)
-        return (es, rs)
+        return (es, rs) + tail
+
+    def _option(self, g) -> str:
+        flush = self.underflow == "flush" or (self._uf_gene and g[3] == 1)
+        return ",underflow=flush" if flush else ""
 
     def spec(self, g):
-        n, es, rs, sf = g
-        return f"lp<{n},{es},{rs},{format_real(sf)}>"
+        n, es, rs, sf = g[0], g[1], g[2], g[-1]
+        return f"lp<{n},{es},{rs},{format_real(sf)}{self._option(g)}>"
 
     def base(self, g):
-        n, es, rs, _ = g
-        return f"lp<{n},{es},{rs},0>"
+        n, es, rs = g[0], g[1], g[2]
+        return f"lp<{n},{es},{rs},0{self._option(g)}>"
 
     def sigma(self, g):
         return 0.25 * 2 ** g[1]
@@ -367,16 +380,23 @@ class LPFamily(Family):
     def init_mse(self, n, x, sf0, seed):
         rows = sort_magnitudes(np.asarray(x, np.float64).ravel())
         es, rs, sfs = calibrate_lp(rows, self.grid_n(n))
-        if (es, rs) != self.clamp_structure(n, (es, rs)):  # an unsigned side's best rs may be n: genes stop at n - 1
-            es, rs = self.clamp_structure(n, (es, rs))
+        if (es, rs) != self.clamp_structure(n, (es, rs, 0))[:2]:  # an unsigned side's best rs may be n: genes stop at n - 1
+            es, rs = self.clamp_structure(n, (es, rs, 0))[:2]
             sfs = calibrate_lp(rows, self.grid_n(n), es, rs)[2]
-        return (n, es, rs, self.snap(float(sfs[0])))
+        sf = self.snap(float(sfs[0]))
+        if not self._uf_gene:
+            return (n, es, rs, sf)
+        sample = calibration_sample(x, seed)  # the underflow rule of least MSE at this structure and sf
+        x32 = np.asarray(sample, np.float32)
+        errs = [float(np.mean((parse(self.spec((n, es, rs, uf, sf))).quantize(x32).astype(np.float64) - x32) ** 2))
+                for uf in (0, 1)]
+        return (n, es, rs, int(np.argmin(errs)), sf)
 
     def prepare(self, x, seed):
         return sort_magnitudes(np.asarray(x, np.float64).ravel())
 
     def calibrated_sf(self, g, prepared, seed):
-        n, es, rs, _ = g
+        n, es, rs = g[0], g[1], g[2]
         return float(calibrate_lp(prepared, self.grid_n(n), es, rs)[2][0])  # the I_mse rule at this structure
 
 
@@ -500,10 +520,19 @@ class AntFamily(Family):
 FAMILY_CLASSES = {c.name: c for c in (LPFamily, IntFamily, FPFamily, PositFamily, AFFamily, AntFamily)}
 
 
-def make_family(name: str, bits, sf_step: float, es_max: int = 3) -> Family:
+LP_UNDERFLOW = ("saturate", "flush", "search")
+
+
+def make_family(name: str, bits, sf_step: float, es_max: int = 3, lp_underflow: str = "saturate") -> Family:
     if name not in FAMILY_CLASSES:
         raise ValueError(f"search.format={name!r} is invalid: need one of {', '.join(FAMILIES)}")
-    return FAMILY_CLASSES[name](tuple(int(b) for b in bits), float(sf_step), int(es_max))
+    fam = FAMILY_CLASSES[name](tuple(int(b) for b in bits), float(sf_step), int(es_max))
+    if lp_underflow not in LP_UNDERFLOW:
+        raise ValueError(f"search.lp_underflow={lp_underflow!r} is invalid: need saturate (LP-FORMAT's default), "
+                         f"flush (every LP gene) or search (a gene per layer)")
+    if name == "lp":
+        fam.underflow = lp_underflow
+    return fam
 
 
 @functools.lru_cache(maxsize=None)

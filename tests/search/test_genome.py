@@ -294,3 +294,29 @@ def test_spec_strings_round_trip(family):
             fmt = parse(spec)
             assert fmt.bits == gene[0]
             assert parse(fmt.spec).spec == fmt.spec
+
+
+def test_lp_underflow_gene():
+    """search.lp_underflow: `flush` writes underflow=flush on every LP gene; `search` adds a gene uf in {0, 1}
+    between rs and sf that mutation flips and the spec carries; the MSE seed takes the rule of least MSE."""
+    import numpy as np
+
+    from lpq.formats import parse
+    from lpq.search.genome import make_family
+
+    flush = make_family("lp", [2, 4, 8], 2 ** -8, lp_underflow="flush")
+    assert flush.spec((4, 1, 2, 0.5)) == "lp<4,1,2,0.5,underflow=flush>"
+    fam = make_family("lp", [2, 4, 8], 2 ** -8, lp_underflow="search")
+    assert (1, 2, 0) in fam.structures(4) and (1, 2, 1) in fam.structures(4) and fam.default_structure(4) == (1, 3, 0)
+    assert fam.spec((4, 1, 2, 1, 0.5)) == "lp<4,1,2,0.5,underflow=flush>" and fam.spec((4, 1, 2, 0, 0.5)) == "lp<4,1,2,0.5>"
+    assert fam.clamp_structure(4, (1, 2, 5)) == (1, 2, 1)
+    rng = np.random.default_rng(0)
+    seen = {fam.mutate((4, 1, 2, 0, 0.5), rng)[3] for _ in range(200)}
+    assert seen == {0, 1}
+    x = np.concatenate([np.zeros(5000), np.random.default_rng(1).standard_normal(3000) * 1e-3,
+                        np.random.default_rng(2).standard_normal(2000)]).astype(np.float32)
+    gene = fam.init_mse(4, x, 0.0, 0)
+    assert len(gene) == 5 and gene[3] == 1  # many tiny values: flushing them to 0 has the lower MSE
+    assert parse(fam.unsigned_view().spec(gene)).family == "ulp"
+    with pytest.raises(ValueError, match="search.lp_underflow='never' is invalid"):
+        make_family("lp", [4], 2 ** -8, lp_underflow="never")
