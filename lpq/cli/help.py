@@ -77,14 +77,22 @@ _INLINE = re.compile(r"^([A-Za-z_][\w]*):(.*?)(?:\s#\s?(.*))?$")
 
 
 def _comments(path: Path) -> dict[str, str]:
-    """Inline comments of the top-level keys of a YAML file (`key: value  # comment`)."""
+    """Inline comments of the keys of a YAML file (`key: value  # comment`); a key one level down (indented under
+    `parent:`) is `parent.key`."""
     out: dict[str, str] = {}
     if not path.is_file():
         return out
+    parent = None
     for line in path.read_text().splitlines():
-        m = _INLINE.match(line)
-        if m and m.group(3) and m.group(1) != "defaults":
-            out[m.group(1)] = m.group(3).strip()
+        indented = line[:1] in (" ", "\t")
+        m = _INLINE.match(line.strip())
+        if not m:
+            continue
+        if not indented:
+            parent = m.group(1)
+        key = f"{parent}.{m.group(1)}" if indented and parent else m.group(1)
+        if m.group(3) and m.group(1) != "defaults":
+            out[key] = m.group(3).strip()
     return out
 
 
@@ -160,6 +168,12 @@ def render(command: str, conf: Path, cfg, overrides: list[str] = ()) -> str:
                              "energy, area and clock tables of the technology")
                 continue
             note = comments.get(str(key), "")
+            if isinstance(value, dict) and value:  # a nested block (quant.recon): one line per key
+                lines.append(f"  {group}.{key}.*" + (f"    # {note}" if note else ""))
+                for sub, v in value.items():
+                    sub_note = comments.get(f"{key}.{sub}", "")
+                    lines.append(f"    {group}.{key}.{sub} = {_value(v)}" + (f"    # {sub_note}" if sub_note else ""))
+                continue
             lines.append(f"  {group}.{key} = {_value(value)}" + (f"    # {note}" if note else ""))
     lines += ["", "examples:", *[f"  {e}" for e in h.examples]]
     return "\n".join(lines) + "\n"
