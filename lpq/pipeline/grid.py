@@ -41,8 +41,22 @@ def budget_overrides(wa: str) -> list[str]:
 
 
 def config_text(cfg, keys: Iterable[str], version: int) -> str:
-    """Resolved, key-sorted YAML of the config subtrees `keys` plus the stage version."""
-    sub = {k: OmegaConf.select(cfg, k) for k in keys}
+    """Resolved, key-sorted YAML of the config subtrees `keys` plus the stage version. A key written `-a.b` leaves
+    the sub-key b out of subtree a (quant.reconstruct is the evaluate stage's business, not the search's)."""
+    keys = list(keys)
+    drop = [k[1:] for k in keys if k.startswith("-")]
+    sub = {}
+    for k in keys:
+        if k.startswith("-"):
+            continue
+        node = OmegaConf.select(cfg, k)
+        if OmegaConf.is_config(node):
+            node = OmegaConf.to_container(node, resolve=True)
+            for d in drop:
+                head, _, leaf = d.rpartition(".")
+                if head == k and isinstance(node, dict):
+                    node.pop(leaf, None)
+        sub[k] = node
     text = OmegaConf.to_yaml(OmegaConf.create({"cfg": sub}), resolve=True, sort_keys=True)
     return text + f"version: {int(version)}\n"
 

@@ -126,3 +126,17 @@ def test_asset_check_hf_cache(monkeypatch, tmp_path):
 
 def test_demo_needs_no_assets():
     assert Grid("demo").missing_assets() == []
+
+
+def test_reconstruction_changes_only_the_evaluate_digest():
+    """quant.reconstruct / quant.recon.* (and quant.rounding) reach every job through the global overrides, but only
+    evaluate jobs reconstruct: search and reference digests must not move (no spurious reruns), evaluate's must."""
+    wc_s = {"model": "digits_cnn", "fmt": "lp", "wa": "w4a4", "seed": "0"}
+    wc_e = {"model": "digits_cnn", "method": "search", "fmt": "lp", "wa": "w4a4", "seed": "0"}
+    plain = Grid("smoke")
+    recon = Grid("smoke", overrides=["quant.reconstruct=brecq", "quant.recon.iters=100"])
+    assert recon.cfg_digest("search", wc_s) == plain.cfg_digest("search", wc_s)
+    assert recon.cfg_digest("reference", wc_s) == plain.cfg_digest("reference", wc_s)
+    assert recon.cfg_digest("evaluate", wc_e) != plain.cfg_digest("evaluate", wc_e)
+    other = Grid("smoke", overrides=["quant.unsigned_acts=auto"])  # a quant key that does change the search
+    assert other.cfg_digest("search", wc_s) != plain.cfg_digest("search", wc_s)
