@@ -322,15 +322,7 @@ class LPQSearch:
             return self.run_paper(ckpt, resume, digest)
         if self.s.algorithm != "ga":
             raise ValueError(f"search.algorithm={self.s.algorithm!r} is invalid: need ga or paper")
-        start = time.perf_counter()
-        if resume and ckpt is not None and ckpt.is_file():
-            self.load_checkpoint(ckpt, digest)
-            log.info("resumed search at generation %d from %s", self.generation, ckpt)
-        if not self.population:
-            self.population = self.initial_population()
-            self._record(self.fitness_of(self.population), start)
-            if ckpt is not None:
-                self.save_checkpoint(ckpt, digest)
+        start = self._begin(ckpt, resume, digest, "generation")
         gens = range(self.generation + 1, self.s.generations + 1)
         for g_idx in progress(gens, desc=f"LPQ search ({self.family.name})", unit="generation"):
             if self._should_stop():
@@ -351,6 +343,20 @@ class LPQSearch:
                 self.save_checkpoint(ckpt, digest)
         return self.best()
 
+    def _begin(self, ckpt: Path | None, resume: bool, digest: str, unit: str) -> float:
+        """Start or resume a loop: the checkpoint's state when resuming, else the initial population evaluated and
+        checkpointed. Returns the start time."""
+        start = time.perf_counter()
+        if resume and ckpt is not None and ckpt.is_file():
+            self.load_checkpoint(ckpt, digest)
+            log.info("resumed search at %s %d from %s", unit, self.generation, ckpt)
+        if not self.population:
+            self.population = self.initial_population()
+            self._record(self.fitness_of(self.population), start)
+            if ckpt is not None:
+                self.save_checkpoint(ckpt, digest)
+        return start
+
     def blocks(self) -> list[list[int]]:
         """The searchable sides grouped by block (the prefix-reuse segment: a residual / transformer block)."""
         groups: dict[int, list[int]] = {}
@@ -367,15 +373,7 @@ class LPQSearch:
         3. C_N and the diverse children are evaluated on the calibration batches; C_N and the best diverse child
            join the population (nothing is removed: the parents are always the two best ever seen).
         Every child is repaired, so a budget holds exactly. Seeded, checkpointed and resumable like the GA."""
-        start = time.perf_counter()
-        if resume and ckpt is not None and ckpt.is_file():
-            self.load_checkpoint(ckpt, digest)
-            log.info("resumed search at iteration %d from %s", self.generation, ckpt)
-        if not self.population:
-            self.population = self.initial_population()
-            self._record(self.fitness_of(self.population), start)
-            if ckpt is not None:
-                self.save_checkpoint(ckpt, digest)
+        start = self._begin(ckpt, resume, digest, "iteration")
         blocks = self.blocks()
         iterations = range(self.generation + 1, self.s.generations + 1)
         for it in progress(iterations, desc=f"LPQ search, paper loop ({self.family.name})", unit="iteration"):

@@ -25,34 +25,28 @@ def _dataset(n: int = 20, seed: int = 0, shape=(1, 8, 8)) -> ArrayDataset:
     return ArrayDataset(images, labels, [f"s/{i}" for i in range(n)])
 
 
-def _true_peaks(model: nn.Module, names, ds) -> dict[str, float]:
+def _true_reduce(model: nn.Module, names, ds, reduce, start: float) -> dict[str, float]:
+    """reduce (max of |x|, or min of x) of every named layer's input over the dataset, from forward pre-hooks."""
     mods = dict(model.named_modules())
-    peaks = {n: 0.0 for n in names}
+    out = {n: start for n in names}
 
     def hook(n):
-        return lambda m, a: peaks.__setitem__(n, max(peaks[n], float(a[0].abs().max())))
+        return lambda m, a: out.__setitem__(n, reduce(out[n], a[0]))
 
     hs = [mods[n].register_forward_pre_hook(hook(n)) for n in names]
     with torch.no_grad():
         model(ds.images)
     for h in hs:
         h.remove()
-    return peaks
+    return out
+
+
+def _true_peaks(model: nn.Module, names, ds) -> dict[str, float]:
+    return _true_reduce(model, names, ds, lambda acc, x: max(acc, float(x.abs().max())), 0.0)
 
 
 def _true_minima(model: nn.Module, names, ds) -> dict[str, float]:
-    mods = dict(model.named_modules())
-    lows = {n: np.inf for n in names}
-
-    def hook(n):
-        return lambda m, a: lows.__setitem__(n, min(lows[n], float(a[0].min())))
-
-    hs = [mods[n].register_forward_pre_hook(hook(n)) for n in names]
-    with torch.no_grad():
-        model(ds.images)
-    for h in hs:
-        h.remove()
-    return lows
+    return _true_reduce(model, names, ds, lambda acc, x: min(acc, float(x.min())), np.inf)
 
 
 def test_collect_statistics_keys_peaks_and_determinism():
