@@ -1,6 +1,6 @@
 """`lpq <command> key=value ...`: one Hydra-configured entry point for every command.
 
-Commands: train, evaluate, calibrate, search, hwsim. Overrides use Hydra's grammar; format spec strings are quoted for
+Commands: train, evaluate, calibrate, search, reconstruct, hwsim. Overrides use Hydra's grammar; format spec strings are quoted for
 Hydra automatically (LP-FORMAT §7), so `quant.w_format='lp<8,*,*,*>'` works as written.
 `lpq compare RUN RUN ...` takes evaluate out_dirs instead of overrides (paired McNemar test, lpq.pipeline.compare).
 """
@@ -16,7 +16,7 @@ from ..config import SPEC_KEYS, compose, conf_dir, quote_spec_overrides  # noqa:
 
 log = logging.getLogger("lpq")
 
-COMMANDS = ("train", "evaluate", "calibrate", "search", "hwsim")
+COMMANDS = ("train", "evaluate", "calibrate", "search", "reconstruct", "hwsim")
 
 
 def _setup_runtime() -> None:
@@ -74,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     if not args or args[0] in ("-h", "--help", "help"):
         print(__doc__.strip())
-        print("\ncommands:\n" + "\n".join(f"  {c:<10} {_command_summary(c)}" for c in COMMANDS)
-              + "\n  compare    paired exact McNemar test between `lpq evaluate` runs (lpq compare RUN RUN ...)")
+        print("\ncommands:\n" + "\n".join(f"  {c:<12} {_command_summary(c)}" for c in COMMANDS)
+              + "\n  compare      paired exact McNemar test between `lpq evaluate` runs (lpq compare RUN RUN ...)")
         print("\n`lpq <command> --help` shows a command's inputs, outputs, config keys with defaults, and examples.")
         print("\nexamples:\n  lpq train model=digits_cnn out_dir=runs/cnn\n"
               "  lpq evaluate model=digits_cnn model.checkpoint=runs/cnn/model.pt "
@@ -83,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
               "  lpq calibrate model=digits_cnn model.checkpoint=runs/cnn/model.pt out_dir=runs/cnn-calib\n"
               "  lpq search model=digits_cnn model.checkpoint=runs/cnn/model.pt search.format=lp "
               "budget.w_bits=4 budget.a_bits=4 out_dir=runs/cnn-lpq\n"
+              "  lpq reconstruct model=digits_cnn model.checkpoint=runs/cnn/model.pt "
+              "quant.config=runs/cnn-lpq/qconfig.json quant.reconstruct=brecq out_dir=runs/cnn-lpq-brecq\n"
               "  lpq hwsim model=digits_cnn quant.config=runs/cnn-lpq/qconfig.json hw=lpa out_dir=runs/cnn-hw\n"
               "  lpq compare runs/cnn-lp8 runs/cnn-lpq-eval")
         return 0 if args else 2

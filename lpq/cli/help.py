@@ -38,7 +38,9 @@ COMMANDS_HELP: dict[str, CommandHelp] = {
          "lpq evaluate model=digits_cnn model.checkpoint=runs/cnn/model.pt quant.w_format='lp<8,*,*,*>' "
          "quant.a_format='lp<8,*,*,*>' out_dir=runs/cnn-lp8",
          "lpq evaluate model=digits_cnn model.checkpoint=runs/cnn/model.pt quant.config=runs/cnn-lpq/qconfig.json "
-         "out_dir=runs/cnn-lpq-eval")),
+         "out_dir=runs/cnn-lpq-eval",
+         "lpq evaluate model=digits_cnn model.checkpoint=runs/cnn/model.pt quant.config=runs/cnn-lpq/qconfig.json "
+         "quant.reconstruct=brecq quant.rounding=runs/cnn-lpq-brecq/rounding.pt out_dir=runs/cnn-lpq-brecq-eval")),
     "calibrate": CommandHelp(
         "draw the calibration set and collect the FP model's activation statistics once per model",
         "the model's weights, the calibration pool (data)",
@@ -56,6 +58,16 @@ COMMANDS_HELP: dict[str, CommandHelp] = {
          "search.format=int budget.w_bits=4 budget.a_bits=8 search.population=32 search.generations=50 out_dir=runs/r32-int",
          "lpq search search=none search.format=lp budget.w_bits=4 budget.a_bits=4 model=digits_cnn "
          "model.checkpoint=runs/cnn/model.pt out_dir=runs/cnn-uniform")),
+    "reconstruct": CommandHelp(
+        "learn the rounding of a fixed format assignment (AdaRound / BRECQ / QDrop on any code book), once",
+        "the model's weights, calibration images (data), quant.config or uniform formats, quant.reconstruct",
+        "out_dir/rounding.pt (read by lpq evaluate quant.rounding=...), out_dir/reconstruct.json (per-block errors)",
+        ("model", "data", "calib", "quant"), ("device", "out_dir"),
+        ("lpq reconstruct model=digits_cnn model.checkpoint=runs/cnn/model.pt quant.config=runs/cnn-lpq/qconfig.json "
+         "quant.reconstruct=brecq out_dir=runs/cnn-lpq-brecq",
+         "lpq reconstruct model=cifar_resnet32 model.checkpoint=resnet32-d509ac18.th data=cifar10 data.root=cifar10_jpeg "
+         "quant.w_format='int<4>' quant.a_format='int<4>' quant.pin_first_last=true quant.per_channel=true "
+         "quant.reconstruct=brecq quant.recon.iters=2000 out_dir=runs/r32-int4-brecq")),
     "hwsim": CommandHelp(
         "cycles, energy and area of a model's GEMM workload on an accelerator design (LPA and baselines)",
         "the model's architecture only (no weights), quant.config or uniform formats for the precisions",

@@ -108,6 +108,8 @@ class Grid:
         self.profiles = [str(p) for p in e.profiles]
         self.stages = OmegaConf.load(self.conf / "stages.yaml")
         self.root = f"results/{self.name}"
+        # quant.reconstruct=adaround|brecq|qdrop: a `reconstruct` stage between search/reference and evaluate
+        self.reconstruct = str(self.cfg.quant.get("reconstruct", "none") or "none").lower() not in ("none", "false")
 
     # --- composition -------------------------------------------------------------------------------------------
     @functools.lru_cache(maxsize=None)
@@ -244,7 +246,7 @@ class Grid:
         if stage in ("search", "reference"):
             return [*self.model_overrides(wc["model"]), "search=" + ("lpq" if stage == "search" else "none"),
                     f"search.format={wc['fmt']}"]
-        if stage in ("evaluate", "histograms", "calibrate"):
+        if stage in ("evaluate", "reconstruct", "histograms", "calibrate"):
             return self.model_overrides(wc["model"])
         if stage == "hwsim":
             return [f"model={wc['model']}", f"hw={wc['design']}", f"hw/profile={wc['profile']}",

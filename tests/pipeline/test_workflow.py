@@ -94,6 +94,30 @@ def test_cifar_reference_budgets_narrow_the_grid(tmp_path):
     assert "ref/cifar_resnet32/lp/w8a8/qconfig.json" in r.stdout
 
 
+def test_reconstruct_stage_between_search_and_evaluate(tmp_path):
+    """quant.reconstruct=brecq adds one reconstruct job per quantized evaluation point (its own digest); each
+    evaluate job reads that job's rounding.pt; no search or reference job depends on it."""
+    env = _cifar_stand_ins(tmp_path / "assets", depths=(32,))
+    r = snakemake("-n", "-p", "--directory", str(tmp_path), "all", "--config", "experiment=cifar",
+                  'overrides=["experiment.models=[cifar_resnet32]","experiment.formats=[lp,int]",'
+                  '"experiment.budgets=[w4a4-mix]","experiment.reference_budgets=[w4a4]",'
+                  '"experiment.seeds=[0]","quant.reconstruct=brecq","quant.recon.iters=200"]', env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    for rule, n in (("search", 2), ("reference", 2), ("reconstruct", 4), ("evaluate", 4 + 1)):
+        assert any(line.split() == [rule, str(n)] for line in r.stdout.splitlines()), (rule, r.stdout[-2000:])
+    recon = "results/cifar/recon/cifar_resnet32/lpq/lp/w4a4-mix/s0/rounding.pt"
+    assert "lpq reconstruct " in r.stdout and "quant.config=results/cifar/search/cifar_resnet32/lp/w4a4-mix/s0/qconfig.json" in r.stdout
+    assert f"quant.rounding={recon}" in r.stdout
+    from lpq.pipeline.grid import Grid
+
+    base = ["experiment.models=[cifar_resnet32]", "experiment.seeds=[0]"]
+    off, on = Grid("cifar", base), Grid("cifar", [*base, "quant.reconstruct=brecq"])
+    wc = {"model": "cifar_resnet32", "fmt": "lp", "wa": "w4a4-mix", "seed": "0"}
+    assert off.cfg_digest("search", wc) == on.cfg_digest("search", wc)  # reconstruction reruns no search
+    assert off.cfg_digest("reconstruct", wc) != on.cfg_digest("reconstruct", wc)
+    assert not off.reconstruct and on.reconstruct
+
+
 def test_cifar_without_assets_stops_before_any_job(tmp_path):
     env = {"LPA_CIFAR10": str(tmp_path / "none"), "LPA_CIFAR_WEIGHTS": str(tmp_path)}
     r = snakemake("-n", "--directory", str(tmp_path), "all", "--config", "experiment=cifar", env=env)

@@ -137,6 +137,27 @@ def test_evaluate_writes_records_and_reuses_rounding(cnn_ckpt, tmp_path):
     assert main([*base, "quant.bias_correction=true", f"out_dir={tmp_path / 'both'}"]) == 2
 
 
+def test_reconstruct_command_then_evaluate_reuses_it(cnn_ckpt, tmp_path):
+    """`lpq reconstruct` (the workflow's reconstruct stage) writes rounding.pt + reconstruct.json; `lpq evaluate
+    quant.rounding=` applies exactly that rounding (same top-1 as learning it inside evaluate), learns nothing."""
+    common = ["model=digits_cnn", f"model.checkpoint={cnn_ckpt}", "calib.num_samples=64", "quant.w_format=int<3>",
+              "quant.a_format=int<4>", "quant.reconstruct=adaround", "quant.recon.iters=30", "quant.recon.samples=64"]
+    rec = tmp_path / "rec"
+    assert main(["reconstruct", *common, f"out_dir={rec}"]) == 0
+    summary = json.loads((rec / "reconstruct.json").read_text())
+    assert summary["reconstruct"] == "adaround" and len(summary["reconstructed"]) == 7
+    assert len(summary["recon_blocks"]) >= 1 and not (rec / ".recon").exists()
+    ev = tmp_path / "ev"
+    assert main(["evaluate", *common, f"quant.rounding={rec / 'rounding.pt'}", f"out_dir={ev}"]) == 0
+    assert not (ev / "rounding.pt").exists()  # reused from the reconstruct step, not learned again
+    inline = tmp_path / "inline"
+    assert main(["evaluate", *common, f"out_dir={inline}"]) == 0
+    top1 = [json.loads((d / "metrics.json").read_text())["top1"] for d in (ev, inline)]
+    assert top1[0] == top1[1]
+    assert main(["reconstruct", *common[:-3], f"out_dir={tmp_path / 'none'}"]) == 2  # quant.reconstruct=none
+    assert not (tmp_path / "none" / "reconstruct.json").exists()
+
+
 def test_pin_first_last_uniform(cnn_ckpt, tmp_path):
     out = tmp_path / "pin"
     assert main(["evaluate", "model=digits_cnn", f"model.checkpoint={cnn_ckpt}", "calib.num_samples=64",

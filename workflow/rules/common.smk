@@ -12,6 +12,8 @@ OVERRIDES = [str(o) for o in (config.get("overrides") or [])]
 GRID = Grid(EXPERIMENT, OVERRIDES)
 EXP = GRID.name
 TRACKING = bool(GRID.cfg.tracking.enabled)
+# quant.reconstruct != none: a `reconstruct` job learns each evaluation point's rounding, its evaluate job reuses it
+RECONSTRUCT = GRID.reconstruct
 
 # Assets are checked before any job starts (file existence only; PIPELINE §9). `--lint` only reads the rules.
 if "--lint" not in sys.argv:
@@ -59,8 +61,10 @@ def overrides_for(stage):
     def f(wildcards, output):
         wc = _wc(wildcards)
         io = {}
-        if stage == "evaluate" and wc["fmt"] != "fp32":
+        if stage in ("evaluate", "reconstruct") and wc["fmt"] != "fp32":
             io["quant.config"] = eval_qconfig(wildcards)
+            if stage == "evaluate" and RECONSTRUCT:
+                io["quant.rounding"] = recon_rounding(wildcards)
         if stage in ("search", "reference"):
             io["calib.cache"] = res(f"calib/{wc['model']}/calib.pt")
         if stage == "hwsim":
@@ -84,9 +88,21 @@ def eval_qconfig(wildcards):
     return res(f"ref/{wildcards.model}/{wildcards.fmt}/{wildcards.wa}/qconfig.json")
 
 
+def recon_rounding(wildcards):
+    """The learned rounding the `reconstruct` rule made for this evaluation point (quant.reconstruct != none)."""
+    w = wildcards
+    return res(f"recon/{w.model}/{w.method}/{w.fmt}/{w.wa}/s{w.seed}/rounding.pt")
+
+
 def eval_inputs(wildcards):
     extra = [] if wildcards.fmt == "fp32" else [eval_qconfig(wildcards)]
+    if RECONSTRUCT and wildcards.fmt != "fp32":
+        extra.append(recon_rounding(wildcards))
     return checkpoint_input(wildcards) + extra
+
+
+def recon_inputs(wildcards):
+    return checkpoint_input(wildcards) + [eval_qconfig(wildcards)]
 
 
 def hw_qconfig(wildcards):

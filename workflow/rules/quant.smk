@@ -1,6 +1,7 @@
 # train (embedded models), calibrate (calibration IDs + FP activation statistics once per model: calib.pt, read by
 # every reference and search job of the model), reference (uniform PTQ qconfig, search=none), search (LPQ GA),
-# evaluate (applies a qconfig; no calibration).
+# reconstruct (quant.reconstruct != none: learned rounding of an evaluation point, rounding.pt), evaluate (applies a
+# qconfig and the learned rounding; no calibration).
 
 
 rule train:
@@ -142,4 +143,32 @@ rule evaluate:
     shell:
         "start=$(date +%s); OMP_NUM_THREADS={threads} NUMBA_NUM_THREADS={threads} lpq evaluate {params.overrides:q} > {log} 2>&1 && "
         "python -m lpq.pipeline.envrecord {output.env:q} --rule evaluate --job {params.job:q} "
+        "--digest {params.cfg_digest} --start $start -- {params.overrides:q} >> {log} 2>&1"
+
+
+rule reconstruct:
+    input:
+        recon_inputs,
+    output:
+        rounding=res("recon/{model}/{method}/{fmt}/{wa}/s{seed}/rounding.pt"),
+        summary=res("recon/{model}/{method}/{fmt}/{wa}/s{seed}/reconstruct.json"),
+        env=res("recon/{model}/{method}/{fmt}/{wa}/s{seed}/env.json"),
+    log:
+        logp("reconstruct", "{model}/{method}/{fmt}/{wa}/s{seed}"),
+    benchmark:
+        bench("reconstruct", "{model}/{method}/{fmt}/{wa}/s{seed}")
+    params:
+        cfg_digest=digest_for("reconstruct"),
+        job=job_key("reconstruct"),
+        overrides=overrides_for("reconstruct"),
+    threads: 1
+    resources:
+        mem_mb=16000 if GPU else 4000,
+        runtime=240,
+        gpu=GPU,
+    conda:
+        "../../environment.yml"
+    shell:
+        "start=$(date +%s); OMP_NUM_THREADS={threads} NUMBA_NUM_THREADS={threads} lpq reconstruct {params.overrides:q} > {log} 2>&1 && "
+        "python -m lpq.pipeline.envrecord {output.env:q} --rule reconstruct --job {params.job:q} "
         "--digest {params.cfg_digest} --start $start -- {params.overrides:q} >> {log} 2>&1"
