@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..pipeline import atomic
+from ..pipeline.progress import progress as progress_of
 from .model import MatmulOperands, QuantModel
 from .quantizer import Quantizer
 
@@ -380,7 +381,8 @@ class Reconstructor:
         warm = int(s.warmup * s.iters)
         train_call = self._call(soft, "train", gen)
         with torch.enable_grad():
-            for it in range(int(s.iters)):
+            desc = f"reconstruction block {k + 1}/{self.seg.num_segments}"
+            for it in progress_of(range(int(s.iters)), desc, unit="step"):  # a bar on a terminal, else log lines
                 j = int(torch.randint(len(q_in), (1,), generator=gen))
                 pred = self._segment(k, q_in[j], train_call)
                 loss = self._loss(pred, fp_out[j])

@@ -339,8 +339,9 @@ class LPFamily(Family):
         return self.underflow == "search"
 
     def structures(self, n):
-        es_hi = min(self.es_max, max(0, n - 2))
-        base = [(0, 1)] if n == 2 else [(es, rs) for es in range(es_hi + 1) for rs in range(1, n)]
+        g = self.grid_n(n)  # an unsigned side (ulp<n> = half of lp<n+1>) has lp<n+1>'s es and rs range
+        es_hi = min(self.es_max, max(0, g - 2))
+        base = [(0, 1)] if g == 2 else [(es, rs) for es in range(es_hi + 1) for rs in range(1, g)]
         return [s + (uf,) for s in base for uf in (0, 1)] if self._uf_gene else base
 
     def default_structure(self, n):
@@ -349,10 +350,11 @@ class LPFamily(Family):
 
     def clamp_structure(self, n, s):
         tail = (min(max(int(s[2]), 0), 1),) if self._uf_gene else ()
-        if n == 2:
+        g = self.grid_n(n)
+        if g == 2:
             return (0, 1) + tail
-        es = min(max(s[0], 0), min(self.es_max, max(0, n - 2)))
-        rs = min(max(s[1], 1), n - 1)
+        es = min(max(s[0], 0), min(self.es_max, max(0, g - 2)))
+        rs = min(max(s[1], 1), g - 1)
         return (es, rs) + tail
 
     def _option(self, g) -> str:
@@ -380,7 +382,7 @@ class LPFamily(Family):
     def init_mse(self, n, x, sf0, seed):
         rows = sort_magnitudes(np.asarray(x, np.float64).ravel())
         es, rs, sfs = calibrate_lp(rows, self.grid_n(n))
-        if (es, rs) != self.clamp_structure(n, (es, rs, 0))[:2]:  # an unsigned side's best rs may be n: genes stop at n - 1
+        if (es, rs) != self.clamp_structure(n, (es, rs, 0))[:2]:  # es above search.es_max: the nearest allowed gene
             es, rs = self.clamp_structure(n, (es, rs, 0))[:2]
             sfs = calibrate_lp(rows, self.grid_n(n), es, rs)[2]
         sf = self.snap(float(sfs[0]))

@@ -12,7 +12,7 @@ import torch
 
 from lpq.cli import main
 from lpq.data.embedded import digits_split
-from lpq.models.embedded import digits_cnn
+from lpq.models.embedded import digits_cnn, digits_vit
 from lpq.quant.calibrate import resolve
 from lpq.quant.ptq import uniform_qconfig
 from lpq.quant.quantizer import make_quantizer
@@ -84,6 +84,45 @@ def test_reconstruction_lowers_block_errors(prepared, fmt, mode):
     applied = with_rounding(quantizers, hardened)
     assert all(isinstance(applied[n][0], LearnedRounding) and applied[n][0].spec == quantizers[n][0].spec
                for n in hardened)
+
+
+def test_vit_blocks_are_transformer_blocks():
+    """On a ViT the reconstruction blocks are the transformer blocks (LPQ's taps); the attention matmuls carry no
+    weights; every block's calibration error ends at or below round-to-nearest; hardened weights are codes."""
+    torch.manual_seed(0)
+    module = digits_vit().eval()
+    batches = calibration_batches(torch.utils.data.Subset(digits_split("calib"), range(32)), batch=16)
+    qm = prepare(module, batches[0][:1])
+    qc = uniform_qconfig(qm, activation_statistics(qm, batches), "lp<4,*,*,*>", "lp<6,*,*,*>", per_channel=False)
+    taps = default_taps(qm.model)
+    assert taps == ["blocks.0", "blocks.1", "blocks.2"]
+    rec = Reconstructor(qm, qc.quantizers(), batches, ReconSettings(mode="brecq", iters=20), taps, key={})
+    hardened = rec.run()
+    assert [sorted({n.split(".")[1] for n in b["layers"] if n.startswith("blocks.")}) for b in rec.report] == \
+        [["0"], ["1"], ["2"], []]
+    assert rec.report[-1]["layers"] == ["head"] and "patch_embed.proj" in rec.report[0]["layers"]
+    assert all(b["error_learned"] <= b["error_rtn"] for b in rec.report)
+    quantizers = qc.quantizers()
+    assert all(torch.equal(quantizers[n][0](w), w) for n, w in hardened.items())
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_reconstruction_on_cuda(prepared):
+    """The same reconstruction on CUDA: hardened weights are codes of the unit's format (checked on the CPU) and no
+    block ends above round-to-nearest."""
+    qm, batches, stats = prepared
+    qc = uniform_qconfig(qm, stats, "lp<4,*,*,*>", "lp<4,*,*,*>", per_channel=False)
+    qm.model.cuda()
+    try:
+        rec = Reconstructor(qm, qc.quantizers(), [b.cuda() for b in batches], ReconSettings(mode="brecq", iters=40),
+                            default_taps(qm.model), key={})
+        hardened = rec.run()
+    finally:
+        qm.model.cpu()
+    quantizers = qc.quantizers()
+    assert all(torch.equal(quantizers[n][0](w.cpu()), w.cpu()) for n, w in hardened.items())
+    assert all(b["error_learned"] <= b["error_rtn"] for b in rec.report)
 
 
 def test_deterministic_and_resumes_after_a_kill(prepared, tmp_path):
@@ -158,12 +197,16 @@ def test_reconstruct_command_then_evaluate_reuses_it(cnn_ckpt, tmp_path):
     assert not (tmp_path / "none" / "reconstruct.json").exists()
 
 
-def test_pin_first_last_uniform(cnn_ckpt, tmp_path):
+@pytest.mark.parametrize("unsigned", ["off", "auto"])
+def test_pin_first_last_uniform(cnn_ckpt, tmp_path, unsigned):
+    """First and last layers at 8 bits in the same family; with unsigned activations a pinned ReLU input gets the
+    8-bit unsigned variant (fp8_e4m3 -> ufp<4,4>), the image input stays signed."""
     out = tmp_path / "pin"
     assert main(["evaluate", "model=digits_cnn", f"model.checkpoint={cnn_ckpt}", "calib.num_samples=64",
                  "quant.w_format=lp<4,*,*,*>", "quant.a_format=fp4_e2m1", "quant.pin_first_last=true",
-                 f"out_dir={out}"]) == 0
+                 f"quant.unsigned_acts={unsigned}", f"out_dir={out}"]) == 0
     layers = list(json.loads((out / "qconfig.json").read_text())["layers"].values())
+    a8, a4 = ("fp8_e4m3", "fp4_e2m1") if unsigned == "off" else ("ufp<4,4>", "ufp<2,2>")
     assert layers[0]["w"].startswith("lp<8,") and layers[-1]["w"].startswith("lp<8,")
-    assert layers[0]["a"].startswith("fp8_e4m3") and layers[-1]["a"].startswith("fp8_e4m3")
-    assert all(e["w"].startswith("lp<4,") and e["a"].startswith("fp4_e2m1") for e in layers[1:-1])
+    assert layers[0]["a"].startswith("fp8_e4m3") and layers[-1]["a"].startswith(a8)
+    assert all(e["w"].startswith("lp<4,") and e["a"].startswith(a4) for e in layers[1:-1])

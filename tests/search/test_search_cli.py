@@ -24,6 +24,11 @@ FAMILY_PREFIX = {"lp": ("lp<",), "int": ("int<",), "fp": ("fp<",), "posit": ("po
                  "ant": ("int<", "flint<", "pot<")}
 
 
+
+def signed(spec: str) -> str:
+    """The signed family name of a spec (quant.unsigned_acts=auto, the default, gives ReLU inputs ulp, uint, ...)."""
+    return spec[1:] if spec.startswith("u") else spec
+
 def _read(path: Path) -> dict:
     return json.loads(Path(path).read_text())
 
@@ -81,8 +86,8 @@ def test_run_files_match_spec(search):
     for name, e in q["layers"].items():
         assert set(e) == {"w", "a"}, name
         for side in ("w", "a"):
-            assert "*" not in e[side] and e[side].startswith("lp<")
-            assert parse(e[side]).spec.startswith("lp<")
+            assert "*" not in e[side] and signed(e[side]).startswith("lp<")  # ReLU inputs: ulp (unsigned_acts)
+            assert signed(parse(e[side]).spec).startswith("lp<")
     qc = QConfig.load(out / "qconfig.json")
     assert set(qc.quantizers()) == set(CNN_UNITS)
 
@@ -267,7 +272,7 @@ def test_search_none_writes_the_uniform_config(search, cnn_ckpt, tmp_path):
     q = _read(out / "qconfig.json")
     assert list(q["layers"]) == CNN_UNITS
     for e in q["layers"].values():
-        assert e["w"].startswith("lp<4,") and e["a"].startswith("lp<4,")
+        assert e["w"].startswith("lp<4,") and signed(e["a"]).startswith("lp<4,")
     header, rows = _log(out)
     assert header == LOG_HEADER and len(rows) == 1 and rows[0][0] == "0"
     s = _read(out / "search.json")
@@ -289,7 +294,7 @@ def test_every_format_runs_end_to_end(search, family):
     assert list(q["layers"]) == CNN_UNITS
     for name, e in q["layers"].items():
         for side in ("w", "a"):
-            assert e[side].startswith(FAMILY_PREFIX[family]), e[side]
+            assert signed(e[side]).startswith(FAMILY_PREFIX[family]), e[side]
             n = parse(e[side]).bits
             if pin and name in ("stem.0", "fc"):
                 assert n == 8, (name, e)
@@ -308,11 +313,11 @@ def test_every_format_runs_end_to_end(search, family):
 def test_search_none_baseline_and_mixed_false(search):
     out = search("none_int", "search=none", "search.format=int", "budget.w_bits=4.5", "budget.a_bits=6")
     for e in _read(out / "qconfig.json")["layers"].values():
-        assert e["w"].startswith("int<4>@") and e["a"].startswith("int<6>@")
+        assert e["w"].startswith("int<4>@") and signed(e["a"]).startswith("int<6>@")
     fixed = search("fixed_w4a4", "search.format=lp", "search.mixed=false", "search.population=4",
                    "search.generations=1", "budget.w_bits=4.5", "budget.a_bits=3.5")
     for e in _read(fixed / "qconfig.json")["layers"].values():
-        assert e["w"].startswith("lp<4,") and e["a"].startswith("lp<3,")
+        assert e["w"].startswith("lp<4,") and signed(e["a"]).startswith("lp<3,")
 
 
 def test_search_json_records_resolved_config_and_digest(search):

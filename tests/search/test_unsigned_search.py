@@ -53,3 +53,20 @@ def test_signed_digest_unchanged_and_views():
     assert view.grid_n(4) == 5 and fam.grid_n(4) == 4
     fp = make_family("fp", [4, 8], 2 ** -8).unsigned_view()
     assert fp.spec((4, 2, 1.0)) == "ufp<2,2>@1" and parse(fp.spec((4, 2, 1.0))).bits == 4
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 6, 8])
+def test_unsigned_lp_genes_span_the_ulp_range(n):
+    """ulp<n> is the non-negative half of lp<n+1>: its genes reach rs = n and es = min(es_max, n - 1), the range
+    `resolve('ulp<n,*,*,*>')` calibrates over (a search=none run and lpq evaluate chose different ulp strings while
+    the genes stopped at the signed range); every structure is a valid ulp and clamping keeps it."""
+    signed = make_family("lp", [n], 2**-8, es_max=3)
+    unsigned = signed.unsigned_view()
+    rs = {s[1] for s in unsigned.structures(n)}
+    es = {s[0] for s in unsigned.structures(n)}
+    assert max(rs) == n and max(es) == min(3, n - 1)
+    assert max(s[1] for s in signed.structures(n)) == max(1, n - 1)
+    for s in unsigned.structures(n):
+        assert unsigned.clamp_structure(n, s) == s
+        parse(unsigned.spec(unsigned.make(n, s, 0.0)))  # a valid ulp spec
+    assert unsigned.clamp_structure(n, (9, 99)) == (min(3, n - 1), n)
