@@ -85,5 +85,6 @@ CASES = {
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_eight_bit_results(split_fp32, tmp_path, case):
     fmt, over, least = CASES[case]
-    metrics, _ = _evaluate(tmp_path, *SPLIT, *[o.format(f=fmt) for o in over])
+    # the 8-bit table of docs/results.md was measured with signed activations (the default then)
+    metrics, _ = _evaluate(tmp_path, *SPLIT, "quant.unsigned_acts=off", *[o.format(f=fmt) for o in over])
     assert metrics["top1"] >= least, (case, metrics["top1"])
