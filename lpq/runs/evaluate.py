@@ -90,7 +90,7 @@ def learned_rounding(cfg, data, qm: QuantModel, qc: QConfig, labels: dict, out_d
     per-block checkpoint in out_dir/.recon/) and the quantizers that apply it."""
     s = reconstruct_settings(cfg)
     quantizers = qc.quantizers()
-    if s.mode == "none":
+    if s.mode == "none" or not quantizers:  # FP32 (e.g. the workflow's fp32 reference): nothing to round
         return quantizers
     if labels.get("bias_correction"):
         raise ValueError("quant.reconstruct and quant.bias_correction are exclusive: the learned rounding already "

@@ -194,6 +194,10 @@ def test_reconstruct_command_then_evaluate_reuses_it(cnn_ckpt, tmp_path):
     top1 = [json.loads((d / "metrics.json").read_text())["top1"] for d in (ev, inline)]
     assert top1[0] == top1[1]
     assert main(["reconstruct", *common[:-3], f"out_dir={tmp_path / 'none'}"]) == 2  # quant.reconstruct=none
+    fp32 = tmp_path / "fp32"  # quant.reconstruct reaches an FP32 evaluation through global overrides: no work
+    assert main(["evaluate", *common[:2], "calib.num_samples=64", *common[-3:], "eval.max_samples=32",
+                 f"out_dir={fp32}"]) == 0
+    assert not (fp32 / "rounding.pt").exists() and "reconstruct" not in json.loads((fp32 / "metrics.json").read_text())
     assert not (tmp_path / "none" / "reconstruct.json").exists()
 
 
