@@ -43,8 +43,15 @@ def resolve_qconfig(cfg, data, qm: QuantModel) -> tuple[QConfig, dict]:
         qc = QConfig.load(q.config)
         labels = {"qconfig": str(q.config), **equalize_labels(qm)}
         mode = mode_of(q.get("bias_correction"))
-        if mode == "off":  # a qconfig searched with bias correction records its mode
-            mode = mode_of((qc.extra or {}).get("bias_correction", "off"))
+        recorded = mode_of((qc.extra or {}).get("bias_correction", "off"))
+        if mode == "off" and recorded != "off":  # a qconfig searched with bias correction records its mode ...
+            if str(q.get("reconstruct", "none") or "none").lower() != "none":
+                # ... which learned rounding replaces: it already matches each block's output on calibration data
+                log.info("%s: recorded bias correction (%s) replaced by quant.reconstruct=%s", q.config, recorded,
+                         q.reconstruct)
+                labels["bias_correction_replaced_by"] = str(q.reconstruct).lower()
+            else:
+                mode = recorded
         if mode != "off":
             apply_bias_correction(mode, qm, calib_batches(), cfg.device, int(cfg.calib.seed))
             labels.update(bias_correction=mode, calib_samples=len(calib_ids))

@@ -214,3 +214,26 @@ def test_pin_first_last_uniform(cnn_ckpt, tmp_path, unsigned):
     assert layers[0]["w"].startswith("lp<8,") and layers[-1]["w"].startswith("lp<8,")
     assert layers[0]["a"].startswith("fp8_e4m3") and layers[-1]["a"].startswith(a8)
     assert all(e["w"].startswith("lp<4,") and e["a"].startswith(a4) for e in layers[1:-1])
+
+
+def test_reconstructing_a_bias_corrected_qconfig_replaces_its_correction(cnn_ckpt, tmp_path):
+    """A qconfig searched (or evaluated) with bias correction records it; quant.reconstruct on that qconfig learns
+    the rounding instead (labelled), without it the recorded correction is applied again; asking for both stays an
+    error."""
+    common = ["model=digits_cnn", f"model.checkpoint={cnn_ckpt}", "calib.num_samples=64"]
+    bc = tmp_path / "bc"
+    assert main(["evaluate", *common, "quant.w_format=int<3>", "quant.a_format=int<4>", "quant.bias_correction=true",
+                 f"out_dir={bc}"]) == 0
+    assert json.loads((bc / "qconfig.json").read_text())["bias_correction"] == "weights"
+    again = tmp_path / "again"
+    assert main(["evaluate", *common, f"quant.config={bc / 'qconfig.json'}", f"out_dir={again}"]) == 0
+    m = json.loads((again / "metrics.json").read_text())
+    assert m["bias_correction"] == "weights" and m["top1"] == json.loads((bc / "metrics.json").read_text())["top1"]
+    rec = tmp_path / "rec"
+    recon = ["quant.reconstruct=brecq", "quant.recon.iters=20", "quant.recon.samples=64"]
+    assert main(["evaluate", *common, f"quant.config={bc / 'qconfig.json'}", *recon, f"out_dir={rec}"]) == 0
+    m = json.loads((rec / "metrics.json").read_text())
+    assert m["reconstruct"] == "brecq" and m["bias_correction_replaced_by"] == "brecq" and "bias_correction" not in m
+    assert "bias_correction" not in json.loads((rec / "qconfig.json").read_text())  # what was applied, only
+    assert main(["evaluate", *common, f"quant.config={bc / 'qconfig.json'}", *recon, "quant.bias_correction=true",
+                 f"out_dir={tmp_path / 'both'}"]) == 2
