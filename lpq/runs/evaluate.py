@@ -45,11 +45,11 @@ def resolve_qconfig(cfg, data, qm: QuantModel) -> tuple[QConfig, dict]:
         mode = mode_of(q.get("bias_correction"))
         recorded = mode_of((qc.extra or {}).get("bias_correction", "off"))
         if mode == "off" and recorded != "off":  # a qconfig searched with bias correction records its mode ...
-            if str(q.get("reconstruct", "none") or "none").lower() != "none":
-                # ... which learned rounding replaces: it already matches each block's output on calibration data
+            recon = reconstruct_settings(cfg).mode
+            if recon != "none":  # ... which learned rounding replaces: it already matches each block's output
                 log.info("%s: recorded bias correction (%s) replaced by quant.reconstruct=%s", q.config, recorded,
-                         q.reconstruct)
-                labels["bias_correction_replaced_by"] = str(q.reconstruct).lower()
+                         recon)
+                labels["bias_correction_replaced_by"] = recon
             else:
                 mode = recorded
         if mode != "off":
