@@ -125,18 +125,21 @@ class AdaptiveANTFormat(BaselineFormat):
         raise self._uncalibrated()
 
 
+def ant_kinds(n: int, unsigned: bool = False) -> list[str]:
+    """The ANT types usable at width n, in preference order: int, then flint and pot where their (signed or
+    unsigned) range of n allows them; int only from n = 7 (§2.6). Shared by `ant<n>` and the LPQ search's genes."""
+    u = "u" if unsigned else ""
+    kinds = ["int"]
+    if n < INT_ONLY_FROM:
+        kinds += [k for k in ("flint", "pot") if N_RANGES[u + k][0] <= n <= N_RANGES[u + k][1]]
+    return kinds
+
+
 def ant_candidates(n: int, unsigned: bool = False) -> list[str]:
     """Candidate fixed types of ant<n>/uant<n> in preference order: int, flint, pot (§2.6)."""
-    name = "uant" if unsigned else "ant"
-    _check_n(name, n)
+    _check_n("uant" if unsigned else "ant", n)
     u = "u" if unsigned else ""
-    names = [f"{u}int<{n}>"]
-    if n < INT_ONLY_FROM:
-        for kind in ("flint", "pot"):
-            lo, hi = N_RANGES[u + kind]
-            if lo <= n <= hi:
-                names.append(f"{u}{kind}<{n}>")
-    return names
+    return [f"{u}{kind}<{n}>" for kind in ant_kinds(n, unsigned)]
 
 
 def choose_ant_type(x: np.ndarray, n: int, unsigned: bool = False, seed: int = 0) -> str:

@@ -471,14 +471,11 @@ class AntFamily(Family):
     min_bits = 2
 
     def structures(self, n):
-        if n >= 7:
-            return [(0,)]
-        types = [0]  # int
-        if n >= 3:
-            types.append(1)  # flint
-        if n <= 6:
-            types.append(2)  # pot
-        return [(t,) for t in types]
+        """int, flint, pot where the width allows them: the signed ranges, or the unsigned ones for an unsigned
+        side (upot stops at n = 5, uflint starts at n = 2), so every gene is a valid spec."""
+        from ..formats.ant import ant_kinds
+
+        return [(ANT_TYPES.index(kind),) for kind in ant_kinds(n, self.unsigned)]
 
     def clamp_structure(self, n, s):
         allowed = self.structures(n)
