@@ -83,3 +83,15 @@ def test_summary_rows_orders_budgets_and_marks_missing_reference():
     rows = tables.summary_rows(acc)
     assert [r["budget"] for r in rows] == ["w8a8", "w4a4", "w4a4-mix"]
     assert rows[-1]["lp"] == "1.0 / –"
+
+
+def test_family_colours_are_the_same_in_every_panel():
+    """accuracy_vs_bits: a family keeps its colour across models even when the models have different families
+    (the ResNet-32 panel with six families and the ResNet-44 panel with three once disagreed, under one legend)."""
+    from lpq.pipeline.figures import family_colours
+
+    rows = [{"model": "a", "format": f} for f in ("af", "ant", "fp", "int", "lp", "posit")]
+    rows += [{"model": "b", "format": f} for f in ("fp", "int", "lp")]
+    colours = family_colours(rows)
+    assert len(set(colours.values())) == 6 and colours == family_colours(list(reversed(rows)))
+    assert colours["lp"] == family_colours(rows[:6])["lp"]
