@@ -11,7 +11,7 @@ import pytest
 from lpq.cli import main
 from lpq.formats import parse
 from lpq.search.ga import _side_record
-from lpq.search.genome import Side, make_family
+from lpq.search.genome import FAMILIES, Side, make_family
 
 CAL = ["calib.num_samples=64", "calib.batch=32", "calib.subsample=4096"]
 RUN = ["search.population=4", "search.generations=1", "budget.w_bits=4", "budget.a_bits=4"]
@@ -72,7 +72,7 @@ def test_unsigned_lp_genes_span_the_ulp_range(n):
     assert unsigned.clamp_structure(n, (9, 99)) == (min(3, n - 1), n)
 
 
-@pytest.mark.parametrize("family", ["lp", "int", "fp", "posit", "af", "ant"])
+@pytest.mark.parametrize("family", FAMILIES)
 def test_every_gene_structure_is_a_valid_spec_signed_and_unsigned(family):
     """At every width 2..8 each structure a family's genes may take — signed, and the unsigned view of a
     never-negative side — parses. Regression: an unsigned ANT side mutated to 6 bits kept the pot type, and
