@@ -286,12 +286,13 @@ def build_data(cfg) -> EvalData:
     raise ValueError(f"data.kind={kind!r} is invalid: need embedded, imagefolder or cifar10")
 
 
-def calibration_subset(data: EvalData, num_samples: int, seed: int) -> tuple[torch.utils.data.Dataset, list[str]]:
+def calibration_subset(data: EvalData, num_samples: int, seed: int, param: str = "calib.num_samples"
+                       ) -> tuple[torch.utils.data.Dataset, list[str]]:
     """num_samples calibration images drawn without replacement with `seed`, in index order;
-    refuses any overlap with the evaluation set (LPQ §6)."""
+    refuses any overlap with the evaluation set (LPQ §6). `param` names the config key in errors."""
     pool = len(data.calib)
     if not 1 <= num_samples <= pool:
-        raise ValueError(f"calib.num_samples={num_samples} is invalid: need 1 <= num_samples <= {pool} (calibration pool size)")
+        raise ValueError(f"{param}={num_samples} is invalid: need 1 <= {param} <= {pool} (calibration pool size)")
     idx = np.sort(np.random.default_rng(seed).choice(pool, size=num_samples, replace=False))
     ids = [data.calib_ids[i] for i in idx]
     overlap = set(ids) & set(data.val_ids)

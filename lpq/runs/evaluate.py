@@ -102,7 +102,7 @@ def learned_rounding(cfg, data, qm: QuantModel, qc: QConfig, labels: dict, out_d
     if labels.get("bias_correction"):
         raise ValueError("quant.reconstruct and quant.bias_correction are exclusive: the learned rounding already "
                          "matches each block's output on the calibration set")
-    calib, ids = calibration_subset(data, int(s.samples), int(cfg.calib.seed))
+    calib, ids = calibration_subset(data, int(s.samples), int(cfg.calib.seed), "quant.recon.samples")
     images = [x.to(cfg.device) for x, _ in make_loader(calib, int(s.batch))]
     key = rounding_key(qm, quantizers, s, ids)
     found = None

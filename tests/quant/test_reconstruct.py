@@ -176,6 +176,16 @@ def test_evaluate_writes_records_and_reuses_rounding(cnn_ckpt, tmp_path):
     assert main([*base, "quant.bias_correction=true", f"out_dir={tmp_path / 'both'}"]) == 2
 
 
+def test_too_many_reconstruction_samples_names_the_key(cnn_ckpt, tmp_path, capsys):
+    """More reconstruction images than the calibration pool holds: the error names quant.recon.samples, not calib."""
+    assert main(["evaluate", "model=digits_cnn", f"model.checkpoint={cnn_ckpt}", "calib.num_samples=64",
+                 "quant.w_format=int<3>", "quant.a_format=int<4>", "quant.reconstruct=brecq", "quant.recon.iters=1",
+                 "quant.recon.samples=100000", f"out_dir={tmp_path / 'big'}"]) == 2
+    err = capsys.readouterr().err
+    assert "quant.recon.samples=100000 is invalid" in err and "calib.num_samples" not in err
+    assert not (tmp_path / "big" / "metrics.json").exists()
+
+
 def test_reconstruct_command_then_evaluate_reuses_it(cnn_ckpt, tmp_path):
     """`lpq reconstruct` (the workflow's reconstruct stage) writes rounding.pt + reconstruct.json; `lpq evaluate
     quant.rounding=` applies exactly that rounding (same top-1 as learning it inside evaluate), learns nothing."""
